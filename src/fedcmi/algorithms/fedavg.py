@@ -1,0 +1,38 @@
+"""FedAvg (McMahan et al., AISTATS 2017) on the late-fusion model.
+
+Local objective: CE(g([f_a ; f_v]), y), a missing modality zero-filled. Server:
+theta = sum_k n_k theta_k / sum_k n_k over the selected clients, every parameter over
+every client (``aggregation = "all"``); ``"modality-aware"`` averages each modality's
+branch over the clients that hold it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch.nn.functional as F
+from torch import nn
+
+from fedcmi.aggregation import State
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.training import Batch, ClientData, RoundContext, train_local
+
+
+@ALGORITHMS.register("fedavg")
+class FedAvg(Algorithm):
+    @dataclass
+    class Params:
+        aggregation: Literal["all", "modality-aware"] = "all"
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        def loss_fn(batch: Batch):
+            return F.cross_entropy(model(batch.x_a, batch.x_v, client.modalities), batch.y)
+
+        mu = getattr(self.params, "prox_mu", 0.0)
+        return train_local(
+            model, client, ctx, loss_fn, global_parameters(model, global_state), prox_mu=mu
+        )

@@ -1,0 +1,238 @@
+"""FedCMI: Cross-Modal Infiltration Federated Learning (Fan et al., arXiv 2401.00894).
+
+Implements ``shared/spec/ALGORITHM.md``. Multimodal client, local objective::
+
+    L = CE(z, y) + lambda1 [CE(z_a^s, y) + CE(z_v^s, y)] + lambda2 L_cmi
+        + (mu/2) ||theta - theta_g||^2
+
+with the dominant modality decided per batch by
+``rho = sum_i p(z_a,i^s)[y_i] / sum_i p(z_v,i^s)[y_i]`` (rho > 1: a dominant) and, from
+round ``warmup_rounds`` on (0-based), the infiltration loss from the frozen *global*
+model's dominant self-projector logits into the weak modality's infiltration logits,
+both softened by the class-wise temperature of each sample's true class. Unimodal
+clients train CE(g([aa ; av]), y) (a-only) or CE(g([va ; vv]), y) (v-only) plus prox.
+The server averages each modality's branch over the clients holding it.
+
+Ablation switches (``[algorithm]`` keys): ``temperature = "uniform"`` (T = 1),
+``teacher = "local"`` (the client's own detached dominant self logits),
+``prox_mu = 0``, ``infiltration_projector = false`` (distil into the weak self-projector;
+unimodal clients zero-fill), ``shared_classifier = false``, ``aggregation = "all"``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fedcmi.aggregation import State
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.config import ModelConfig
+from fedcmi.data.base import MultimodalData
+from fedcmi.models import FedCMIModel
+from fedcmi.models.base import build_encoders
+from fedcmi.training import Batch, ClientData, RoundContext, train_local
+
+PROB_FLOOR = 1e-12  # keeps probability ratios finite when a softmax underflows
+
+
+def class_wise_temperatures(
+    p_a: Tensor, p_v: Tensor, labels: Tensor, num_classes: int, beta: float = 2.0
+) -> Tensor:
+    """Class-wise distillation temperatures T_c in (0, 1] (ALGORITHM.md).
+
+    ``p_a[i]``/``p_v[i]``: the global model's a/v self-head probability of sample i's
+    true class. With P_c^m the class means, rho_c = P_c^a / P_c^v and rho_bar their mean
+    over the classes present: if rho_bar > 1, T_c = 1 / (1 + beta ln(rho_c / rho_bar))
+    where rho_c > rho_bar; otherwise, with rho'_c = P_c^v / P_c^a,
+    T_c = 1 / (1 + beta ln(rho'_c rho_bar)) where rho'_c > 1 / rho_bar. Other classes,
+    and classes absent from ``labels``, get 1.
+    """
+    labels = labels.long()
+    counts = torch.bincount(labels, minlength=num_classes).to(p_a.dtype)
+    present = counts > 0
+    sums_a = torch.zeros(num_classes, dtype=p_a.dtype, device=p_a.device).index_add_(0, labels, p_a)
+    sums_v = torch.zeros(num_classes, dtype=p_v.dtype, device=p_v.device).index_add_(0, labels, p_v)
+    mean_a = (sums_a / counts.clamp_min(1)).clamp_min(PROB_FLOOR)
+    mean_v = (sums_v / counts.clamp_min(1)).clamp_min(PROB_FLOOR)
+    temps = torch.ones(num_classes, dtype=p_a.dtype, device=p_a.device)
+    if not present.any():
+        return temps
+    rho = mean_a / mean_v
+    rho_bar = rho[present].mean()
+    if rho_bar > 1:
+        sharpen = present & (rho > rho_bar)
+        gap = torch.log(rho / rho_bar)
+    else:
+        rho_prime = mean_v / mean_a
+        sharpen = present & (rho_prime > 1 / rho_bar)
+        gap = torch.log(rho_prime * rho_bar)
+    temps[sharpen] = 1.0 / (1.0 + beta * gap[sharpen])
+    return temps
+
+
+def infiltration_loss(
+    teacher_logits: Tensor, student_logits: Tensor, temperatures: Tensor, labels: Tensor
+) -> Tensor:
+    """Batch-mean soft cross-entropy -sum_c q[c] log softmax(student / T_y)[c] with
+    q = softmax(teacher / T_y), T_y = ``temperatures[labels[i]]``; no T^2 factor, and no
+    gradient into the teacher."""
+    temps = temperatures[labels].unsqueeze(1)
+    target = F.softmax(teacher_logits.detach() / temps, dim=1)
+    return -(target * F.log_softmax(student_logits / temps, dim=1)).sum(dim=1).mean()
+
+
+def dominance_ratio(logits_a: Tensor, logits_v: Tensor, labels: Tensor) -> Tensor:
+    """rho = sum_i p(z_a,i)[y_i] / sum_i p(z_v,i)[y_i] (no gradient)."""
+    with torch.no_grad():
+        p_a = F.softmax(logits_a, dim=1).gather(1, labels[:, None]).sum()
+        p_v = F.softmax(logits_v, dim=1).gather(1, labels[:, None]).sum()
+        return p_a / p_v.clamp_min(PROB_FLOOR)
+
+
+@torch.no_grad()
+def true_class_probabilities(
+    model: FedCMIModel, x_a: Tensor, x_v: Tensor, labels: Tensor, batch_size: int
+) -> tuple[Tensor, Tensor]:
+    """p(z_a^s)[y], p(z_v^s)[y] of ``model`` in eval mode over a client's data."""
+    model.eval()
+    out_a, out_v = [], []
+    for start in range(0, len(labels), batch_size):
+        sl = slice(start, start + batch_size)
+        y = labels[sl, None]
+        out_a.append(F.softmax(model.self_logits("a", x_a[sl]), 1).gather(1, y).squeeze(1))
+        out_v.append(F.softmax(model.self_logits("v", x_v[sl]), 1).gather(1, y).squeeze(1))
+    return torch.cat(out_a), torch.cat(out_v)
+
+
+@ALGORITHMS.register("fedcmi")
+class FedCMI(Algorithm):
+    @dataclass
+    class Params:
+        lambda1: float = 2.0
+        lambda2: float = 1.0
+        prox_mu: float = 1.0
+        warmup_rounds: int = 1
+        beta: float = 2.0
+        temperature: Literal["class-wise", "uniform"] = "class-wise"
+        teacher: Literal["global", "local"] = "global"
+        infiltration_projector: bool = True
+        shared_classifier: bool = True
+        aggregation: Literal["modality-aware", "all"] = "modality-aware"
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self._teacher: FedCMIModel | None = None
+
+    def build_model(self, data: MultimodalData, cfg: ModelConfig) -> FedCMIModel:
+        enc_a, enc_v = build_encoders(data, cfg)
+        return FedCMIModel(
+            enc_a,
+            enc_v,
+            cfg.feature_dim,
+            data.num_classes,
+            projector=cfg.projector,
+            infiltration=self.params.infiltration_projector,
+            shared_classifier=self.params.shared_classifier,
+        )
+
+    def teacher(self, model: FedCMIModel, global_state: State) -> FedCMIModel:
+        """The frozen global model in eval mode; one module reused across clients."""
+        if self._teacher is None:
+            self._teacher = copy.deepcopy(model).requires_grad_(False)
+        self._teacher.load_state_dict(global_state)
+        return self._teacher.eval()
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        assert isinstance(model, FedCMIModel)
+        gparams = global_parameters(model, global_state)
+        mu = self.params.prox_mu
+        if client.modalities != "av":
+
+            def unimodal_loss(batch: Batch) -> Tensor:
+                return F.cross_entropy(model(batch.x_a, batch.x_v, client.modalities), batch.y)
+
+            return train_local(model, client, ctx, unimodal_loss, gparams, prox_mu=mu)
+        return self._train_multimodal(model, global_state, client, ctx, gparams)
+
+    def _train_multimodal(
+        self,
+        model: FedCMIModel,
+        global_state: State,
+        client: ClientData,
+        ctx: RoundContext,
+        gparams: list[Tensor],
+    ) -> dict[str, Any]:
+        p = self.params
+        use_cmi = ctx.round >= p.warmup_rounds and p.lambda2 > 0
+        teacher = self.teacher(model, global_state) if use_cmi else None
+        temps = self.round_temperatures(teacher, client, ctx) if use_cmi else None
+        a_dominant = torch.zeros((), device=client.y.device)
+        batches = 0
+
+        def loss_fn(batch: Batch) -> Tensor:
+            nonlocal a_dominant, batches
+            aa, av = model.project_a(batch.x_a)
+            vv, va = model.project_v(batch.x_v)
+            z_a, z_v = model.head_a(aa), model.head_v(vv)
+            loss = F.cross_entropy(model.fuse(aa, vv), batch.y) + p.lambda1 * (
+                F.cross_entropy(z_a, batch.y) + F.cross_entropy(z_v, batch.y)
+            )
+            a_dom = dominance_ratio(z_a, z_v, batch.y) > 1
+            a_dominant += a_dom
+            batches += 1
+            if use_cmi:
+                loss = loss + p.lambda2 * self._cmi_term(
+                    model, teacher, batch, a_dom, (z_a, z_v), (av, va), temps
+                )
+            return loss
+
+        stats = train_local(model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu)
+        stats["a_dominant_frac"] = float(a_dominant) / max(batches, 1)
+        if temps is not None:
+            stats["temperatures"] = [round(float(t), 6) for t in temps]
+        return stats
+
+    def _cmi_term(
+        self,
+        model: FedCMIModel,
+        teacher: FedCMIModel | None,
+        batch: Batch,
+        a_dom: Tensor,
+        self_logits: tuple[Tensor, Tensor],
+        inf_feats: tuple[Tensor | None, Tensor | None],
+        temps: Tensor,
+    ) -> Tensor:
+        # Branch on a tensor condition: one host sync per batch, needed to pick the
+        # teacher branch to run (running both would double the teacher's cost).
+        strong, weak = ("a", "v") if bool(a_dom) else ("v", "a")
+        x_strong = batch.x_a if strong == "a" else batch.x_v
+        if self.params.teacher == "global":
+            assert teacher is not None
+            with torch.no_grad():
+                teacher_logits = teacher.self_logits(strong, x_strong)
+        else:
+            teacher_logits = self_logits[0 if strong == "a" else 1].detach()
+        weak_idx = 0 if weak == "a" else 1
+        if model.infiltration:
+            student = model.infiltration_head(weak)(inf_feats[weak_idx])
+        else:
+            student = self_logits[weak_idx]
+        return infiltration_loss(teacher_logits, student, temps, batch.y)
+
+    def round_temperatures(
+        self, teacher: FedCMIModel, client: ClientData, ctx: RoundContext
+    ) -> Tensor:
+        if self.params.temperature == "uniform":
+            return torch.ones(ctx.num_classes, device=client.y.device)
+        p_a, p_v = true_class_probabilities(
+            teacher, client.x_a, client.x_v, client.y, batch_size=max(256, ctx.train.batch_size)
+        )
+        return class_wise_temperatures(p_a, p_v, client.y, ctx.num_classes, self.params.beta)

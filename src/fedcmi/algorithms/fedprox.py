@@ -1,0 +1,21 @@
+"""FedProx (Li et al., MLSys 2020): FedAvg plus (mu/2)||theta - theta_g||^2 locally.
+
+The proximal term is applied as ``grad += mu * (theta - theta_g)`` after backward.
+Default mu = 0.01 (the FedProx paper's grid is {0.001, 0.01, 0.1, 1}); tune it on val.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.fedavg import FedAvg
+
+
+@ALGORITHMS.register("fedprox")
+class FedProx(FedAvg):
+    @dataclass
+    class Params:
+        prox_mu: float = 0.01
+        aggregation: Literal["all", "modality-aware"] = "all"

@@ -1,0 +1,307 @@
+"""Typed run configuration loaded from TOML presets, with dotted ``--set`` overrides.
+
+A config is a tree of dataclasses. The ``[data]`` and ``[algorithm]`` tables are open:
+their ``name`` picks a registered dataset or algorithm, whose own parameter dataclass
+then types the remaining keys. Unknown keys and wrong types raise :class:`ConfigError`
+naming the dotted key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A config value or key is invalid; the message names the dotted key at fault."""
+
+
+@dataclass
+class FederationConfig:
+    """How the training set is split over clients and which modalities each holds."""
+
+    num_clients: int = 20
+    clients_per_round: int = 5
+    alpha: float = 3.0
+    multimodal_ratio: float = 1.0
+    min_client_size: int = 10
+
+
+@dataclass
+class TrainConfig:
+    """Local training; identical for every method in a comparison."""
+
+    local_epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    # Learning rate stays constant before this round, then decays linearly to lr_min at
+    # the last round (the reference code's schedule); absent = constant.
+    lr_decay_start: int | None = None
+    lr_min: float = 1e-4
+
+
+@dataclass
+class ModelConfig:
+    """Encoders ("auto" = the dataset's recommended ones) and head sizes."""
+
+    encoder_a: str = "auto"
+    encoder_v: str = "auto"
+    feature_dim: int = 128
+    projector: Literal["linear", "mlp"] = "linear"
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 1024
+
+
+@dataclass
+class EngineConfig:
+    device: str = "auto"
+    deterministic: bool = True
+    threads: int | None = None
+
+
+@dataclass
+class NamedConfig:
+    """A registry name plus that entry's typed parameters (``[data]`` / ``[algorithm]``)."""
+
+    name: str
+    params: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **_drop_none(dataclasses.asdict(self.params))}
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    rounds: int = 30
+    data: NamedConfig = field(default_factory=lambda: _named("data", {}))
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    algorithm: NamedConfig = field(default_factory=lambda: _named("algorithm", {}))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seed": self.seed, "rounds": self.rounds}
+        for f in dataclasses.fields(self)[2:]:
+            value = getattr(self, f.name)
+            out[f.name] = (
+                value.to_dict()
+                if isinstance(value, NamedConfig)
+                else _drop_none(dataclasses.asdict(value))
+            )
+        return out
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def validate(self) -> None:
+        fed = self.federation
+        _check(self.rounds >= 1, "rounds", self.rounds, "an integer >= 1")
+        _check(fed.num_clients >= 1, "federation.num_clients", fed.num_clients, ">= 1")
+        _check(
+            1 <= fed.clients_per_round <= fed.num_clients,
+            "federation.clients_per_round",
+            fed.clients_per_round,
+            f"1..num_clients ({fed.num_clients})",
+        )
+        _check(fed.alpha > 0, "federation.alpha", fed.alpha, "> 0")
+        _check(
+            0.0 <= fed.multimodal_ratio <= 1.0,
+            "federation.multimodal_ratio",
+            fed.multimodal_ratio,
+            "a value in [0, 1]",
+        )
+        _check(fed.min_client_size >= 1, "federation.min_client_size", fed.min_client_size, ">= 1")
+        tr = self.train
+        _check(tr.local_epochs >= 1, "train.local_epochs", tr.local_epochs, ">= 1")
+        _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")
+        _check(tr.lr > 0, "train.lr", tr.lr, "> 0")
+        _check(self.model.feature_dim >= 1, "model.feature_dim", self.model.feature_dim, ">= 1")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected {allowed}")
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------
+# Building dataclasses from plain mappings with type checks
+# ---------------------------------------------------------------------------------
+
+
+def build_dataclass(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``raw``, checking keys and types.
+
+    ``where`` is the dotted prefix used in error messages (e.g. ``"federation"``).
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(_unknown_key(f"{where}.{key}" if where else key, key, names))
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
+    return cls(**kwargs)
+
+
+def _unknown_key(dotted: str, key: str, allowed: list[str]) -> str:
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return f"unknown key {dotted!r}{extra}; allowed here: {', '.join(allowed)}"
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{key} = {value!r} is not allowed: expected one of {', '.join(map(repr, args))}"
+            )
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r}: expected a list")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if type(value) is not hint:
+            raise ConfigError(
+                f"{key} = {value!r}: expected {hint.__name__}, got {type(value).__name__}"
+            )
+        return value
+    if hint is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported config type {hint!r}")  # pragma: no cover
+
+
+DEFAULT_NAMES = {"data": "av-digits", "algorithm": "fedcmi"}
+
+
+def _named(kind: str, raw: dict[str, Any]) -> NamedConfig:
+    name = raw.get("name", DEFAULT_NAMES[kind])
+    if not isinstance(name, str):
+        raise ConfigError(f"{kind}.name = {name!r}: expected str")
+    if kind == "data":
+        from fedcmi.data import DATASETS as registry
+    else:
+        from fedcmi.algorithms import ALGORITHMS as registry
+    try:
+        entry = registry.get(name)
+    except KeyError as exc:
+        raise ConfigError(f"{kind}.name: {exc.args[0]}") from None
+    rest = {k: v for k, v in raw.items() if k != "name"}
+    return NamedConfig(name=name, params=build_dataclass(entry.Params, rest, kind))
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a nested mapping (e.g. parsed TOML)."""
+    top = {f.name for f in dataclasses.fields(Config)}
+    for key in raw:
+        if key not in top:
+            raise ConfigError(_unknown_key(key, key, sorted(top)))
+    kwargs: dict[str, Any] = {}
+    hints = typing.get_type_hints(Config)
+    for key, value in raw.items():
+        if key in ("data", "algorithm"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a table, got {value!r}")
+            kwargs[key] = _named(key, value)
+        elif dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = build_dataclass(hints[key], value, key)
+        else:
+            kwargs[key] = _coerce(value, hints[key], key)
+    cfg = Config(**kwargs)
+    cfg.validate()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------
+# Files and overrides
+# ---------------------------------------------------------------------------------
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``key.sub=value``; the value is read as TOML, falling back to a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw_value = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw_value}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a preset (or the defaults) and apply dotted overrides."""
+    raw = read_toml(path) if path is not None else {}
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        if path is not None:
+            raise ConfigError(f"{path}: {exc}") from None
+        raise

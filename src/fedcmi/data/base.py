@@ -1,0 +1,131 @@
+"""Dataset containers shared by every registered dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Split:
+    """Aligned modality tensors and labels of one split (a: first modality, v: second)."""
+
+    x_a: Tensor
+    x_v: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.y)
+        if len(self.x_a) != n or len(self.x_v) != n:
+            raise ValueError(
+                f"misaligned split: x_a {len(self.x_a)}, x_v {len(self.x_v)}, y {n} samples"
+            )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: Tensor) -> Split:
+        return Split(self.x_a[index], self.x_v[index], self.y[index])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x_a.to(device), self.x_v.to(device), self.y.to(device))
+
+
+@dataclass
+class MultimodalData:
+    """A dataset ready for federated training: three splits plus descriptive metadata."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    modality_names: tuple[str, str]
+    default_encoders: tuple[str, str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(self.train.x_a.shape[1:]), tuple(self.train.x_v.shape[1:])
+
+    def info(self) -> dict[str, Any]:
+        sizes = {s: len(getattr(self, s)) for s in ("train", "val", "test")}
+        return {
+            "name": self.name,
+            "classes": self.class_names,
+            "modalities": list(self.modality_names),
+            "shapes": {m: list(s) for m, s in zip(self.modality_names, self.shapes)},
+            "sizes": sizes,
+            "default_encoders": list(self.default_encoders),
+            **self.notes,
+        }
+
+
+class DatasetBuilder:
+    """Base for registered datasets: a ``Params`` dataclass and a ``load`` classmethod."""
+
+    Params: ClassVar[type]
+
+    @classmethod
+    def load(cls, params: Any, cache_dir: Path) -> MultimodalData:  # pragma: no cover
+        raise NotImplementedError
+
+
+def default_cache_dir() -> Path:
+    """``$FEDCMI_CACHE`` or ``~/.cache/fedcmi``: where built datasets are kept."""
+    env = os.environ.get("FEDCMI_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "fedcmi"
+
+
+def params_key(name: str, params: Any, version: int) -> str:
+    """A short stable hash of a dataset's build parameters, used to name its cache."""
+    blob = json.dumps({"name": name, "version": version, **asdict(params)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class shuffled split into train/val/test index arrays (sorted)."""
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum < 1"
+        )
+    rng = np.random.default_rng(seed)
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(test_fraction * len(idx)))
+        n_val = int(round(val_fraction * len(idx)))
+        parts[2].append(idx[:n_test])
+        parts[1].append(idx[n_test : n_test + n_val])
+        parts[0].append(idx[n_test + n_val :])
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    return train, val, test
+
+
+def make_splits(
+    x_a: Tensor, x_v: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[Split, Split, Split]:
+    full = Split(x_a, x_v, y)
+    idx = stratified_split(y.numpy(), val_fraction, test_fraction, seed)
+    return tuple(full.subset(torch.from_numpy(i)) for i in idx)  # type: ignore[return-value]
+
+
+def standardize(train: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
+    """Z-score features with the training split's statistics only."""
+    mean = train.mean(0, keepdim=True)
+    std = train.std(0, keepdim=True).clamp_min(1e-6)
+    return tuple((t - mean) / std for t in (train, *others))

@@ -1,0 +1,64 @@
+"""What every multimodal model offers the engine, the metrics and the aggregation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fedcmi.config import ModelConfig
+from fedcmi.data.base import MultimodalData
+from fedcmi.models.encoders import ENCODERS
+
+MODALITY_SETS = ("av", "a", "v")
+
+
+def side_of(key: str) -> str | None:
+    """Modality side of a state-dict key: ``"a"``, ``"v"``, or None for shared modules.
+
+    Models follow one naming rule: a top-level module whose name ends in ``_a`` belongs to
+    modality a (encoder, projectors, head), ``_v`` to v; anything else (the fusion head)
+    is shared by both.
+    """
+    top = key.split(".", 1)[0]
+    if top.endswith("_a"):
+        return "a"
+    if top.endswith("_v"):
+        return "v"
+    return None
+
+
+class MultimodalModel(nn.Module):
+    """Base class: fused forward for any modality set and named evaluation logits."""
+
+    # Evaluation-logit keys whose true-class probabilities define the imbalance ratio.
+    imbalance_keys: tuple[str, str] = ("acc_a", "acc_v")
+
+    feature_dim: int
+    fusion: nn.Module
+
+    def fuse(self, left: Tensor | None, right: Tensor | None) -> Tensor:
+        """Fusion head on ``[left ; right]``; a missing side (None) is zero-filled."""
+        ref = left if left is not None else right
+        if ref is None:
+            raise ValueError("fuse needs at least one modality")
+        zeros = ref.new_zeros(ref.shape[0], self.feature_dim)
+        left = zeros if left is None else left
+        right = zeros if right is None else right
+        return self.fusion(torch.cat([left, right], dim=1))
+
+    def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError  # pragma: no cover
+
+
+def build_encoders(data: MultimodalData, cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """The two encoders named in ``cfg`` ("auto" = the dataset's recommended ones)."""
+    names = (
+        cfg.encoder_a if cfg.encoder_a != "auto" else data.default_encoders[0],
+        cfg.encoder_v if cfg.encoder_v != "auto" else data.default_encoders[1],
+    )
+    return tuple(  # type: ignore[return-value]
+        ENCODERS.get(name)(shape, cfg.feature_dim) for name, shape in zip(names, data.shapes)
+    )

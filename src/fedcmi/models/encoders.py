@@ -1,0 +1,100 @@
+"""Encoder registry: each factory maps an input shape and a feature width to a module.
+
+An encoder takes a batch ``(B, *input_shape)`` and returns features ``(B, feature_dim)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from fedcmi.registry import Registry
+
+EncoderFactory = Callable[[tuple[int, ...], int], nn.Module]
+ENCODERS: Registry[EncoderFactory] = Registry("encoder")
+
+
+class TemporalConvAudio(nn.Module):
+    """Three Conv1d layers over time with mel bands as channels, then max+mean pooling.
+
+    Pooling over time happens last because the word sits at a random offset in the clip;
+    models that average over time first stall well below this one (see DATASETS.md).
+    """
+
+    def __init__(self, in_channels: int, feature_dim: int, width: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [in_channels, width, width * 2, feature_dim // 2]
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers += [nn.Conv1d(c_in, c_out, 5, padding=2), nn.BatchNorm1d(c_out), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+        self.proj = nn.Linear(2 * (feature_dim // 2), feature_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.net(x)
+        return self.proj(nn.functional.relu(_max_mean(h)))
+
+
+def _max_mean(h: Tensor) -> Tensor:
+    return torch.cat([h.amax(dim=-1), h.mean(dim=-1)], dim=1)
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks (conv-BN-ReLU-maxpool) and a linear layer to the feature width."""
+
+    def __init__(self, in_shape: tuple[int, ...], feature_dim: int, width: int = 32) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.net = nn.Sequential(
+            nn.Conv2d(c, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.fc = nn.Linear(2 * width * (h // 4) * (w // 4), feature_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.net(x).flatten(1))
+
+
+class MLPEncoder(nn.Module):
+    """Flatten, then Linear-ReLU-Linear-ReLU."""
+
+    def __init__(self, in_features: int, feature_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, feature_dim),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+@ENCODERS.register("conv1d-audio")
+def conv1d_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    if len(shape) != 2:
+        raise ValueError(f"conv1d-audio expects (mel_bands, frames) inputs, got shape {shape}")
+    return TemporalConvAudio(shape[0], feature_dim)
+
+
+@ENCODERS.register("cnn-image")
+def cnn_image(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    if len(shape) != 3:
+        raise ValueError(f"cnn-image expects (channels, height, width) inputs, got shape {shape}")
+    return SmallCNN(shape, feature_dim)
+
+
+@ENCODERS.register("mlp")
+def mlp(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    return MLPEncoder(math.prod(shape), feature_dim)

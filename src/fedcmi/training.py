@@ -1,0 +1,121 @@
+"""Local-training building blocks shared by every algorithm: batching, SGD, prox term."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from fedcmi.config import TrainConfig
+
+
+@dataclass
+class ClientData:
+    """One client's local training data, already on the training device.
+
+    A missing modality is None, so no algorithm can use it by accident.
+    """
+
+    cid: int
+    modalities: str
+    x_a: Tensor | None
+    x_v: Tensor | None
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class RoundContext:
+    """Everything about the current round that local training needs."""
+
+    round: int  # 0-based
+    lr: float
+    train: TrainConfig
+    generator: torch.Generator  # CPU generator seeded per (run seed, round, client)
+    num_classes: int
+    logs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    x_a: Tensor | None
+    x_v: Tensor | None
+    y: Tensor
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    """A shuffled split of range(n) into batches; a final batch of one sample is merged
+    into the previous one (BatchNorm cannot train on a single sample) rather than dropped."""
+    order = torch.randperm(n, generator=generator)
+    chunks = list(torch.split(order, batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
+    """All local epochs' batches, gathered by index from the client's tensors."""
+    device = client.y.device
+    for _ in range(ctx.train.local_epochs):
+        for idx in batch_indices(len(client), ctx.train.batch_size, ctx.generator):
+            idx = idx.to(device)
+            yield Batch(
+                None if client.x_a is None else client.x_a[idx],
+                None if client.x_v is None else client.x_v[idx],
+                client.y[idx],
+            )
+
+
+def make_optimizer(model: nn.Module, ctx: RoundContext) -> torch.optim.Optimizer:
+    tr = ctx.train
+    return torch.optim.SGD(
+        model.parameters(), lr=ctx.lr, momentum=tr.momentum, weight_decay=tr.weight_decay
+    )
+
+
+def add_proximal_gradient(
+    params: list[nn.Parameter], global_params: list[Tensor], mu: float
+) -> None:
+    """grad += mu * (theta - theta_g): the gradient of (mu/2)||theta - theta_g||^2.
+
+    Parameters without a gradient this step (an absent modality's branch) are left
+    alone; their value equals theta_g anyway, so the term is zero for them.
+    """
+    if mu == 0:
+        return
+    pairs = [(p, g) for p, g in zip(params, global_params) if p.grad is not None]
+    if not pairs:
+        return
+    grads = [p.grad for p, _ in pairs]
+    diffs = torch._foreach_sub([p.detach() for p, _ in pairs], [g for _, g in pairs])
+    torch._foreach_add_(grads, diffs, alpha=mu)
+
+
+def train_local(
+    model: nn.Module,
+    client: ClientData,
+    ctx: RoundContext,
+    loss_fn: Callable[[Batch], Tensor],
+    global_params: list[Tensor] | None = None,
+    prox_mu: float = 0.0,
+) -> dict[str, float]:
+    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss and step count."""
+    model.train()
+    optimizer = make_optimizer(model, ctx)
+    params = list(model.parameters())
+    total = torch.zeros((), device=client.y.device)
+    steps = 0
+    for batch in iterate_batches(client, ctx):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(batch)
+        loss.backward()
+        if prox_mu and global_params is not None:
+            add_proximal_gradient(params, global_params, prox_mu)
+        optimizer.step()
+        total += loss.detach()
+        steps += 1
+    return {"loss": float(total) / max(steps, 1), "steps": steps}

@@ -1,0 +1,33 @@
+"""Shared fixtures: small, fast configurations on the synthetic dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedcmi.config import Config, load_config
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Datasets built by tests go to one session-wide temporary cache, never ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "dataset-cache"
+    monkeypatch.setenv("FEDCMI_CACHE", str(cache))
+
+
+def synthetic_config(*overrides: str) -> Config:
+    base = [
+        "data.name=synthetic",
+        "rounds=2",
+        "federation.num_clients=4",
+        "federation.clients_per_round=2",
+        "federation.min_client_size=5",
+        "train.local_epochs=1",
+        "train.batch_size=16",
+        "model.feature_dim=16",
+    ]
+    return load_config(None, base + list(overrides))
+
+
+@pytest.fixture
+def small_config() -> Config:
+    return synthetic_config()

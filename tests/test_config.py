@@ -1,0 +1,85 @@
+"""Config loading, overrides and errors that name the key at fault."""
+
+import pytest
+
+from fedcmi.config import ConfigError, config_from_dict, load_config, parse_override
+
+
+def test_defaults_are_the_fedcmi_spec_values():
+    cfg = load_config()
+    p = cfg.algorithm.params
+    assert (cfg.data.name, cfg.algorithm.name) == ("av-digits", "fedcmi")
+    assert (p.lambda1, p.lambda2, p.prox_mu, p.warmup_rounds, p.beta) == (2.0, 1.0, 1.0, 1, 2.0)
+
+
+def test_overrides_are_parsed_as_toml():
+    cfg = load_config(
+        None,
+        [
+            "federation.alpha=0.1",
+            "data.name=mfeat",
+            'data.views=["pix","zer"]',
+            "rounds=7",
+            "algorithm.temperature=uniform",
+        ],
+    )
+    assert cfg.federation.alpha == 0.1
+    assert cfg.data.params.views == ["pix", "zer"]
+    assert cfg.rounds == 7
+    assert cfg.algorithm.params.temperature == "uniform"
+
+
+def test_int_is_accepted_for_float():
+    assert load_config(None, ["federation.alpha=3"]).federation.alpha == 3.0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("federation.alpah=1.0", "federation.alpah"),
+        ("federation.alpha='x'", "federation.alpha"),
+        ("train.batch_size=1.5", "train.batch_size"),
+        ("algorithm.temperature=hot", "algorithm.temperature"),
+        ("algorithm.name=fedsomething", "algorithm.name"),
+        ("data.per_class=true", "data.per_class"),
+        ("federation.clients_per_round=50", "federation.clients_per_round"),
+        ("federation.multimodal_ratio=1.5", "federation.multimodal_ratio"),
+        ("bogus=1", "bogus"),
+    ],
+)
+def test_errors_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_algorithm_keys_are_checked_against_the_chosen_algorithm():
+    with pytest.raises(ConfigError, match="algorithm.lambda1"):
+        config_from_dict({"algorithm": {"name": "fedavg", "lambda1": 2.0}})
+
+
+def test_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlr = 'fast'\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml.*train\.lr"):
+        load_config(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("rounds = = 3")
+    with pytest.raises(ConfigError, match=r"broken\.toml.*invalid TOML"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path):
+    cfg = load_config(
+        None, ["data.name=synthetic", "algorithm.teacher=local", "train.lr_decay_start=5"]
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+
+
+def test_parse_override_requires_key_value():
+    assert parse_override("a.b=plain words") == (["a", "b"], "plain words")
+    with pytest.raises(ConfigError):
+        parse_override("novalue")

@@ -1,0 +1,160 @@
+"""The embedded engine and FedCMI's local training on the synthetic dataset."""
+
+import json
+
+import pytest
+import torch
+
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.config import TrainConfig
+from fedcmi.data import load_dataset
+from fedcmi.engine import EmbeddedEngine, client_generator, lr_at
+from fedcmi.federation import build_federation
+from fedcmi.runner import RunDirError, run_experiment
+from tests.conftest import synthetic_config
+
+
+def make_engine(cfg):
+    data = load_dataset(cfg.data.name, cfg.data.params)
+    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    return EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
+
+
+def test_two_identical_runs_write_identical_metrics(tmp_path):
+    cfg = synthetic_config("federation.multimodal_ratio=0.5")
+    run_experiment(cfg, tmp_path / "one")
+    run_experiment(cfg, tmp_path / "two")
+    one = (tmp_path / "one" / "metrics.jsonl").read_bytes()
+    assert one == (tmp_path / "two" / "metrics.jsonl").read_bytes()
+    assert len(one.splitlines()) == 2
+
+
+def test_different_seed_changes_metrics(tmp_path):
+    run_experiment(synthetic_config(), tmp_path / "one")
+    run_experiment(synthetic_config("seed=1"), tmp_path / "two")
+    assert (tmp_path / "one" / "metrics.jsonl").read_text() != (
+        tmp_path / "two" / "metrics.jsonl"
+    ).read_text()
+
+
+def test_run_folder_is_self_describing(tmp_path):
+    out = tmp_path / "run"
+    summary = run_experiment(synthetic_config(), out)
+    assert {p.name for p in out.iterdir()} == {
+        "config.toml",
+        "manifest.json",
+        "metrics.jsonl",
+        "summary.json",
+        "final.pt",
+    }
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(records, key=lambda r: r["val"]["acc"])
+    assert summary["best_round"] == best["round"]
+    assert summary["best"]["test"]["acc"] == best["test"]["acc"]
+    assert summary["last"]["test"]["acc"] == records[-1]["test"]["acc"]
+    for key in (
+        "acc",
+        "acc_a",
+        "acc_v",
+        "acc_av",
+        "acc_va",
+        "acc_a_head",
+        "acc_v_head",
+        "imbalance_ratio",
+    ):
+        assert key in records[-1]["test"]
+    assert len(records[-1]["test"]["per_class_acc"]) == 4
+    state = torch.load(out / "final.pt", weights_only=True)
+    assert "fusion.weight" in state
+    with pytest.raises(RunDirError, match="not empty"):
+        run_experiment(synthetic_config(), out)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS.names())
+def test_every_algorithm_learns_on_synthetic(tmp_path, name):
+    cfg = synthetic_config(
+        f"algorithm.name={name}",
+        "rounds=4",
+        "train.local_epochs=2",
+        "federation.multimodal_ratio=0.5",
+    )
+    summary = run_experiment(cfg, tmp_path / name)
+    assert summary["last"]["test"]["acc"] > 0.5  # 4 classes: chance is 0.25
+
+
+def test_warmup_round_has_no_temperatures_then_class_wise_ones():
+    engine = make_engine(synthetic_config())
+    first = engine.run_round(0)["client_logs"]
+    second = engine.run_round(1)["client_logs"]
+    assert all("temperatures" not in c for c in first)
+    assert all(len(c["temperatures"]) == 4 for c in second)
+    assert all(0 < t <= 1 for c in second for t in c["temperatures"])
+    assert all(0.0 <= c["a_dominant_frac"] <= 1.0 for c in first + second)
+
+
+def test_uniform_temperature_ablation_logs_ones():
+    engine = make_engine(synthetic_config("algorithm.temperature=uniform"))
+    engine.run_round(0)
+    logs = engine.run_round(1)["client_logs"]
+    assert all(c["temperatures"] == [1.0] * 4 for c in logs)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "algorithm.teacher=local",
+        "algorithm.infiltration_projector=false",
+        "algorithm.shared_classifier=false",
+        "algorithm.prox_mu=0.0",
+        "model.projector=mlp",
+    ],
+)
+def test_ablation_switches_run(override):
+    engine = make_engine(synthetic_config(override))
+    for t in range(2):
+        record = engine.run_round(t)
+    assert 0.0 <= record["test"]["acc"] <= 1.0
+
+
+def test_teacher_stays_frozen_at_the_global_state():
+    engine = make_engine(synthetic_config())
+    engine.run_round(0)
+    global_before = {k: v.clone() for k, v in engine.global_state.items()}
+    engine.train_client(engine.federation.schedule[1][0], 1)
+    teacher = engine.algorithm._teacher
+    assert teacher is not None and not teacher.training
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, global_before[key]), key
+    assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_a_only_client_never_touches_the_v_side_or_the_a_head():
+    cfg = synthetic_config(
+        "federation.multimodal_ratio=0.0",
+        "federation.num_clients=2",
+        "federation.clients_per_round=1",
+    )
+    engine = make_engine(cfg)
+    cid = engine.federation.modalities.index("a")
+    update, _ = engine.train_client(cid, 1)
+    for key, value in update.state.items():
+        changed = not torch.equal(value, engine.global_state[key])
+        if key.startswith(("enc_v", "self_v", "inf_v", "head_v", "head_a")):
+            assert not changed, key
+        if key.startswith(("enc_a.", "self_a", "inf_a", "fusion")) and key.endswith("weight"):
+            assert changed, key
+
+
+def test_lr_schedule_is_constant_then_linear():
+    train = TrainConfig(lr=0.1, lr_min=0.01, lr_decay_start=2)
+    assert [round(lr_at(t, train, 5), 6) for t in range(5)] == [0.1, 0.1, 0.1, 0.055, 0.01]
+    assert lr_at(4, TrainConfig(lr=0.1), 5) == 0.1
+
+
+def test_client_generator_depends_on_seed_round_and_client():
+    draws = {
+        key: torch.randperm(50, generator=client_generator(*key)).tolist()
+        for key in [(0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0)]
+    }
+    assert len({tuple(v) for v in draws.values()}) == 4
+    assert torch.randperm(50, generator=client_generator(0, 0, 0)).tolist() == draws[(0, 0, 0)]
