@@ -66,7 +66,8 @@ class _progress:
 
     def update_round(self, record: dict[str, Any]) -> None:
         test = record["test"]
-        post = {"loss": f"{record['train_loss']:.3f}", "val": f"{record['val']['acc']:.3f}"}
+        loss = record["train_loss"]
+        post = {"loss": "-" if loss is None else f"{loss:.3f}", "val": f"{record['val']['acc']:.3f}"}
         post.update({k: f"{test[k]:.3f}" for k in ("acc", "acc_a", "acc_v", "acc_va") if k in test})
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)

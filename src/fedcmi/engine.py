@@ -107,18 +107,24 @@ class EmbeddedEngine:
 
     def run_round(self, round_idx: int) -> dict[str, Any]:
         """Train the round's clients, aggregate, evaluate; returns the round's record."""
-        selected = self.federation.schedule[round_idx]
+        selected = [
+            cid
+            for cid in self.federation.schedule[round_idx]
+            if self.algorithm.participates(self.federation.modalities[cid])
+        ]
         updates, client_logs = [], []
         for cid in selected:
             update, logs = self.train_client(cid, round_idx)
             updates.append(update)
             client_logs.append(logs)
-        self.global_state = self.algorithm.aggregate(self.global_state, updates)
+        if updates:  # a round where no sampled client can take part leaves the model as is
+            self.global_state = self.algorithm.aggregate(self.global_state, updates)
+        losses = [c["loss"] for c in client_logs]
         return {
             "round": round_idx + 1,
             "lr": lr_at(round_idx, self.cfg.train, self.cfg.rounds),
             "clients": selected,
-            "train_loss": float(np.mean([c["loss"] for c in client_logs])),
+            "train_loss": float(np.mean(losses)) if losses else None,
             **self.evaluate(),
             "client_logs": client_logs,
         }

@@ -43,6 +43,8 @@ def evaluate(
         key: float((value.argmax(1) == y).double().mean()) for key, value in logits.items()
     }
     out["per_class_acc"] = per_class_accuracy(logits["acc"].argmax(1), y, num_classes)
+    if model.imbalance_keys is None:  # a single-modality model has no ratio
+        return out
     key_a, key_v = model.imbalance_keys
     p_a = F.softmax(logits[key_a], 1).gather(1, y[:, None]).mean()
     p_v = F.softmax(logits[key_v], 1).gather(1, y[:, None]).mean()

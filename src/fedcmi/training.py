@@ -102,8 +102,13 @@ def train_local(
     loss_fn: Callable[[Batch], Tensor],
     global_params: list[Tensor] | None = None,
     prox_mu: float = 0.0,
+    after_backward: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss and step count."""
+    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss and step count.
+
+    ``after_backward`` runs between backward and the proximal term, for methods that
+    rescale gradients (OGM-GE).
+    """
     model.train()
     optimizer = make_optimizer(model, ctx)
     params = list(model.parameters())
@@ -113,6 +118,8 @@ def train_local(
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(batch)
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         if prox_mu and global_params is not None:
             add_proximal_gradient(params, global_params, prox_mu)
         optimizer.step()

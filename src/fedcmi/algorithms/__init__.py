@@ -13,6 +13,13 @@ def build_algorithm(name: str, params: Any):
     return ALGORITHMS.get(name)(params)
 
 
-from fedcmi.algorithms import fedavg, fedcmi, fedprox  # noqa: E402,F401
+from fedcmi.algorithms import (  # noqa: E402,F401
+    fedavg,
+    fedavg_ogm,
+    fedavg_pmr,
+    fedcmi,
+    fedprox,
+    unimodal,
+)
 
 __all__ = ["ALGORITHMS", "build_algorithm"]

@@ -32,6 +32,11 @@ class Algorithm:
     def modality_aware(self) -> bool:
         return getattr(self.params, "aggregation", "all") == "modality-aware"
 
+    def participates(self, modalities: str) -> bool:
+        """Whether a client holding ``modalities`` takes part (unimodal baselines say no
+        to clients without their modality)."""
+        return True
+
     def build_model(self, data: MultimodalData, cfg: ModelConfig) -> MultimodalModel:
         enc_a, enc_v = build_encoders(data, cfg)
         return LateFusionModel(enc_a, enc_v, cfg.feature_dim, data.num_classes)

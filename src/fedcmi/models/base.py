@@ -31,7 +31,7 @@ class MultimodalModel(nn.Module):
     """Base class: fused forward for any modality set and named evaluation logits."""
 
     # Evaluation-logit keys whose true-class probabilities define the imbalance ratio.
-    imbalance_keys: tuple[str, str] = ("acc_a", "acc_v")
+    imbalance_keys: tuple[str, str] | None = ("acc_a", "acc_v")
 
     feature_dim: int
     fusion: nn.Module

@@ -1,0 +1,111 @@
+"""FedAvg with OGM-GE in each client's local training.
+
+OGM-GE: On-the-fly Gradient Modulation with Generalisation Enhancement (Peng, Wei, Deng,
+Wang, Hu; "Balanced Multimodal Learning via On-the-fly Gradient Modulation", CVPR 2022),
+applied inside local training of the late-fusion model, FedAvg on the server.
+
+Per batch, with the concat fusion head g(u) = W u + b split into halves
+``out_a = f_a W_a^T + b/2`` and ``out_v = f_v W_v^T + b/2``::
+
+    s_m = sum_i softmax(out_m,i)[y_i],     rho = s_a / s_v
+    rho > 1:  k_a = 1 - tanh(alpha (rho - 1)),      k_v = 1
+    rho < 1:  k_v = 1 - tanh(alpha (1/rho - 1)),    k_a = 1
+
+After backward, every encoder weight tensor of modality m (at least 2-D: conv and
+linear weights, as the reference modulates conv kernels) gets
+``grad <- k_m grad + N(0, std(grad)^2)`` (the GE noise, std of the unscaled gradient).
+``alpha = 0.8`` by default; ``noise = false`` gives plain OGM. Unimodal clients have
+nothing to balance and train plain CE with zero-fill.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fedcmi.aggregation import State
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.models import LateFusionModel
+from fedcmi.training import Batch, ClientData, RoundContext, train_local
+
+
+def ogm_coefficient(rho: float, alpha: float) -> float:
+    """1 - tanh(alpha (rho - 1)) for rho > 1, else 1."""
+    return 1.0 - math.tanh(alpha * (rho - 1.0)) if rho > 1 else 1.0
+
+
+def fusion_halves(model: LateFusionModel, f_a: Tensor, f_v: Tensor) -> tuple[Tensor, Tensor]:
+    """Each modality's share of the concat fusion logits, the bias split evenly."""
+    d = model.feature_dim
+    weight, bias = model.fusion.weight, model.fusion.bias
+    return f_a @ weight[:, :d].T + bias / 2, f_v @ weight[:, d:].T + bias / 2
+
+
+def true_class_score(logits: Tensor, labels: Tensor) -> Tensor:
+    return F.softmax(logits, dim=1).gather(1, labels[:, None]).sum()
+
+
+def modulate_gradients(
+    params: list[nn.Parameter], coeff: float, noise: bool, generator: torch.Generator | None
+) -> None:
+    """grad <- coeff * grad (+ Gaussian noise with the unscaled gradient's std)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        std = p.grad.std() if noise and p.grad.numel() > 1 else None
+        p.grad.mul_(coeff)
+        if std is not None:
+            p.grad.add_(torch.randn(p.grad.shape, generator=generator, device=p.grad.device) * std)
+
+
+def encoder_weights(encoder: nn.Module) -> list[nn.Parameter]:
+    return [p for p in encoder.parameters() if p.dim() >= 2]
+
+
+def device_generator(ctx: RoundContext, device: torch.device) -> torch.Generator:
+    seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@ALGORITHMS.register("fedavg-ogm")
+class FedAvgOGM(FedAvg):
+    @dataclass
+    class Params:
+        alpha: float = 0.8
+        noise: bool = True
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        if client.modalities != "av":
+            return super().local_train(model, global_state, client, ctx)
+        assert isinstance(model, LateFusionModel)
+        generator = device_generator(ctx, client.y.device)
+        weights = {"a": encoder_weights(model.enc_a), "v": encoder_weights(model.enc_v)}
+        coeffs = {"a": 1.0, "v": 1.0}
+        a_dominant = 0
+
+        def loss_fn(batch: Batch) -> Tensor:
+            nonlocal a_dominant
+            f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
+            with torch.no_grad():
+                out_a, out_v = fusion_halves(model, f_a, f_v)
+                rho = float(true_class_score(out_a, batch.y) / true_class_score(out_v, batch.y))
+            coeffs["a"] = ogm_coefficient(rho, self.params.alpha)
+            coeffs["v"] = ogm_coefficient(1.0 / rho, self.params.alpha)
+            a_dominant += rho > 1
+            return F.cross_entropy(model.fuse(f_a, f_v), batch.y)
+
+        def after_backward() -> None:
+            for side in ("a", "v"):
+                modulate_gradients(weights[side], coeffs[side], self.params.noise, generator)
+
+        stats = train_local(model, client, ctx, loss_fn, after_backward=after_backward)
+        stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)
+        return stats

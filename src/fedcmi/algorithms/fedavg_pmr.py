@@ -1,0 +1,109 @@
+"""FedAvg with PMR in each client's local training.
+
+PMR: Prototypical Modal Rebalance (Fan, Xu, Wang, Zhu, Wang; CVPR 2023), applied inside
+local training of the late-fusion model, FedAvg on the server.
+
+At the start of local training the received global model (eval mode) computes class
+prototypes per modality on the client's data, ``P_c^m = mean of E_m(x^m) over local
+samples of class c``. Per batch, prototype logits are negative Euclidean distances
+``s_m = -||f_m - P^m||`` (classes absent locally are masked out), and::
+
+    rho = sum_i softmax(s_a,i)[y_i] / sum_i softmax(s_v,i)[y_i]
+    L = CE(g([f_a ; f_v]), y) + beta * CE(s_weak, y)
+    beta = alpha * tanh(rho_strong/weak - 1)   (0 when balanced)
+
+where the weak modality is v when rho > 1 and a when rho < 1. The public PMR code uses a
+constant ``beta = alpha`` for the slower modality; the paper scales the stimulation with
+the imbalance, which ``scaling = "ratio"`` (default) does with the bounded tanh(rho - 1);
+``scaling = "constant"`` reproduces the public code. PMR's early-stage entropy
+regulariser is not included. Default ``alpha = 1.0`` as in the public code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fedcmi.aggregation import State
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.algorithms.fedavg_ogm import true_class_score
+from fedcmi.models import LateFusionModel
+from fedcmi.training import Batch, ClientData, RoundContext, train_local
+
+
+def class_prototypes(
+    features: Tensor, labels: Tensor, num_classes: int
+) -> tuple[Tensor, Tensor]:
+    """Per-class mean features (C, d) and the mask of classes present in ``labels``."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    sums = torch.zeros(num_classes, features.shape[1], device=features.device, dtype=features.dtype)
+    sums.index_add_(0, labels, features)
+    return sums / counts.clamp_min(1)[:, None].to(features.dtype), counts > 0
+
+
+def prototype_logits(features: Tensor, prototypes: Tensor, present: Tensor) -> Tensor:
+    """Negative Euclidean distance to each prototype; absent classes get -inf."""
+    logits = -torch.cdist(features, prototypes)
+    return logits.masked_fill(~present[None, :], float("-inf"))
+
+
+def pmr_coefficient(rho: float, alpha: float, scaling: str = "ratio") -> float:
+    """Weight of the weak modality's prototype loss for a strong/weak ratio ``rho``."""
+    if rho <= 1:
+        return 0.0
+    return alpha * math.tanh(rho - 1.0) if scaling == "ratio" else alpha
+
+
+@torch.no_grad()
+def local_prototypes(
+    model: LateFusionModel, client: ClientData, num_classes: int, batch_size: int
+) -> dict[str, tuple[Tensor, Tensor]]:
+    model.eval()
+    feats: dict[str, list[Tensor]] = {"a": [], "v": []}
+    for start in range(0, len(client), batch_size):
+        sl = slice(start, start + batch_size)
+        feats["a"].append(model.enc_a(client.x_a[sl]))
+        feats["v"].append(model.enc_v(client.x_v[sl]))
+    return {m: class_prototypes(torch.cat(f), client.y, num_classes) for m, f in feats.items()}
+
+
+@ALGORITHMS.register("fedavg-pmr")
+class FedAvgPMR(FedAvg):
+    @dataclass
+    class Params:
+        alpha: float = 1.0
+        scaling: Literal["ratio", "constant"] = "ratio"
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        if client.modalities != "av":
+            return super().local_train(model, global_state, client, ctx)
+        assert isinstance(model, LateFusionModel)
+        protos = local_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))
+        a_dominant = 0
+
+        def loss_fn(batch: Batch) -> Tensor:
+            nonlocal a_dominant
+            f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
+            loss = F.cross_entropy(model.fuse(f_a, f_v), batch.y)
+            sim_a = prototype_logits(f_a, *protos["a"])
+            sim_v = prototype_logits(f_v, *protos["v"])
+            with torch.no_grad():
+                rho = float(true_class_score(sim_a, batch.y) / true_class_score(sim_v, batch.y))
+            a_dominant += rho > 1
+            weak_sim, ratio = (sim_v, rho) if rho > 1 else (sim_a, 1.0 / rho)
+            beta = pmr_coefficient(ratio, self.params.alpha, self.params.scaling)
+            if beta > 0:
+                loss = loss + beta * F.cross_entropy(weak_sim, batch.y)
+            return loss
+
+        stats = train_local(model, client, ctx, loss_fn)
+        stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)
+        return stats

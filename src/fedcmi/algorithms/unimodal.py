@@ -1,0 +1,57 @@
+"""Unimodal FedAvg baselines: ``unimodal-a`` and ``unimodal-v``.
+
+FedAvg (McMahan et al., AISTATS 2017) on one modality's encoder and linear head,
+objective CE(h_m(E_m(x^m)), y). Clients that do not hold modality m sit out (they are
+still sampled, so a round can have fewer, or no, participants); the others average
+theta = sum_k n_k theta_k / sum_k n_k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import nn
+
+from fedcmi.aggregation import State
+from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.base import Algorithm
+from fedcmi.config import ModelConfig
+from fedcmi.data.base import MultimodalData
+from fedcmi.models import UnimodalModel
+from fedcmi.models.base import build_encoders
+from fedcmi.training import Batch, ClientData, RoundContext, train_local
+
+
+class Unimodal(Algorithm):
+    side: str
+
+    @dataclass
+    class Params:
+        pass
+
+    def participates(self, modalities: str) -> bool:
+        return self.side in modalities
+
+    def build_model(self, data: MultimodalData, cfg: ModelConfig) -> UnimodalModel:
+        encoder = build_encoders(data, cfg)[0 if self.side == "a" else 1]
+        return UnimodalModel(encoder, cfg.feature_dim, data.num_classes, self.side)
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        def loss_fn(batch: Batch):
+            return F.cross_entropy(model(batch.x_a, batch.x_v, self.side), batch.y)
+
+        return train_local(model, client, ctx, loss_fn)
+
+
+@ALGORITHMS.register("unimodal-a")
+class UnimodalA(Unimodal):
+    side = "a"
+
+
+@ALGORITHMS.register("unimodal-v")
+class UnimodalV(Unimodal):
+    side = "v"
