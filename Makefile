@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install dev espeak lint clean
+.PHONY: demo test install dev espeak browser lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ espeak:
 		echo "installing espeak-ng (speaks the av-digits audio)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; }
 
+# Headless Chromium renders the HTML report in the test suite.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "installing chromium (the report test renders HTML with it)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
 demo: $(VENV)/.installed espeak
 	$(VENV)/bin/fedcmi run --config configs/av-digits-fedcmi.toml
 
-test: $(VENV)/.dev espeak
+test: $(VENV)/.dev espeak browser
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(VENV)/.dev

@@ -60,7 +60,8 @@ def test_prototype_cross_entropy_by_hand():
     logits = prototype_logits(torch.tensor([[1.0, 0.0]]), protos, present)
     assert logits[0, 0] == 0.0 and logits[0, 1] == float("-inf")
     assert float(logits[0, 2]) == pytest.approx(-math.sqrt(17))
-    # CE for class 0: log(1 + e^{-sqrt 17}) = log(1.016196) = 0.016064; the masked class adds nothing.
+    # CE for class 0: log(1 + e^{-sqrt 17}) = log(1.016196) = 0.016064;
+    # the masked class adds nothing.
     loss = F.cross_entropy(logits, torch.tensor([0]))
     assert float(loss) == pytest.approx(math.log(1 + math.exp(-math.sqrt(17))), rel=1e-5)
     assert float(loss) == pytest.approx(0.016064, abs=1e-6)
@@ -68,7 +69,9 @@ def test_prototype_cross_entropy_by_hand():
 
 def test_prototype_loss_gradient_is_finite_with_masked_classes():
     feats = torch.tensor([[1.0, 0.5]], requires_grad=True)
-    logits = prototype_logits(feats, torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([True, False]))
+    logits = prototype_logits(
+        feats, torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([True, False])
+    )
     F.cross_entropy(logits, torch.tensor([0])).backward()
     assert torch.isfinite(feats.grad).all()
 

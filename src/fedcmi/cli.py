@@ -1,4 +1,4 @@
-"""The ``fedcmi`` command line: ``run``, ``data build|info`` and ``configs``."""
+"""The ``fedcmi`` command line: run, sweep, table, plot, report, data and configs."""
 
 from __future__ import annotations
 
@@ -67,7 +67,10 @@ class _progress:
     def update_round(self, record: dict[str, Any]) -> None:
         test = record["test"]
         loss = record["train_loss"]
-        post = {"loss": "-" if loss is None else f"{loss:.3f}", "val": f"{record['val']['acc']:.3f}"}
+        post = {
+            "loss": "-" if loss is None else f"{loss:.3f}",
+            "val": f"{record['val']['acc']:.3f}",
+        }
         post.update({k: f"{test[k]:.3f}" for k in ("acc", "acc_a", "acc_v", "acc_va") if k in test})
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
@@ -146,6 +149,62 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fedcmi.sweep import load_grid, run_sweep
+
+    grid_path = Path(args.grid)
+    if not grid_path.is_file():
+        grid_path = resolve_config(str(Path("grids") / args.grid))
+    grid = load_grid(grid_path)
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / grid_path.stem
+    total = len(grid.cells)
+    print(f"fedcmi sweep: {total} cells from {grid_path} -> {out} ({args.jobs} job(s))")
+    done = 0
+
+    def report(cell, summary, status) -> None:
+        nonlocal done
+        done += 1
+        extra = (
+            ""
+            if summary is None
+            else (
+                f": test acc {summary['best']['test']['acc']:.4f}"
+                f" in {summary['wall_seconds']:.0f} s"
+            )
+        )
+        print(f"[{done}/{total}] {cell.cell_id} {status}{extra}", flush=True)
+
+    started = time.perf_counter()
+    results = run_sweep(grid, out, jobs=args.jobs, on_cell=report)
+    print(f"results: {results} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from fedcmi.tables import make_table
+
+    by = args.by.split(",") if args.by else None
+    metrics = args.metrics.split(",") if args.metrics else None
+    print(make_table(args.results, by, metrics, args.format))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from fedcmi.plots import plot_runs
+
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
+    for path in plot_runs(args.runs, out):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fedcmi.report import build_report
+
+    print(build_report(args.target, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedcmi", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=cmd_data)
     configs = sub.add_parser("configs", help="list the presets")
     configs.set_defaults(func=cmd_configs)
+    sweep = sub.add_parser("sweep", help="run a grid of experiments (resumable)")
+    sweep.add_argument("grid", help="grid TOML file (or a name in configs/grids/)")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    sweep.add_argument("--out", help="sweep folder (default: runs/sweeps/<grid name>)")
+    sweep.set_defaults(func=cmd_sweep)
+    table = sub.add_parser("table", help="mean +- std table from a sweep's results.csv")
+    table.add_argument("results")
+    table.add_argument(
+        "--by", help="comma-separated grouping columns, method first (default: every axis but seed)"
+    )
+    table.add_argument("--metrics", help="comma-separated metric columns")
+    table.add_argument("--format", choices=["markdown", "latex", "csv", "html"], default="markdown")
+    table.set_defaults(func=cmd_table)
+    plot = sub.add_parser("plot", help="PNG figures comparing run folders")
+    plot.add_argument("runs", nargs="+", help="run folders")
+    plot.add_argument("--out", help="output folder (default: <first run>/plots)")
+    plot.set_defaults(func=cmd_plot)
+    report = sub.add_parser("report", help="self-contained HTML report of a run or sweep folder")
+    report.add_argument("target", help="a run folder or a sweep folder")
+    report.add_argument("--out", help="HTML file (default: <target>/report.html)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -37,9 +37,7 @@ from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, train_local
 
 
-def class_prototypes(
-    features: Tensor, labels: Tensor, num_classes: int
-) -> tuple[Tensor, Tensor]:
+def class_prototypes(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """Per-class mean features (C, d) and the mask of classes present in ``labels``."""
     counts = torch.bincount(labels, minlength=num_classes)
     sums = torch.zeros(num_classes, features.shape[1], device=features.device, dtype=features.dtype)

@@ -1,0 +1,133 @@
+"""One self-contained HTML report (figures embedded as base64 PNG) for a run or a sweep."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fedcmi import plots
+from fedcmi.tables import DEFAULT_METRICS, read_results, render, summarise
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; white-space: nowrap; }
+th { background: #f0f3f7; } td:first-child, th:first-child { text-align: left; }
+pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: .85em; }
+img { max-width: 100%; margin: .5em 0; border: 1px solid #eee; }
+"""
+
+
+def build_report(target: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a run folder or a sweep folder; returns its path."""
+    target = Path(target)
+    if (target / "results.csv").is_file():
+        body = _sweep_sections(target)
+        title = f"Sweep report: {target.name}"
+    elif (target / "metrics.jsonl").is_file():
+        body = _run_sections(target)
+        title = f"Run report: {target.name}"
+    else:
+        raise FileNotFoundError(
+            f"{target} is neither a run folder (metrics.jsonl) nor a sweep folder (results.csv)"
+        )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    path = Path(out) if out else target / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    text = html.escape(caption)
+    return (
+        f"<figure><img alt='{text}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{text}</figcaption></figure>"
+    )
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _figures(run_dirs: list[Path]) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        files = plots.plot_runs(run_dirs, tmp)
+        return "".join(_img(f, f.stem.replace("_", " ")) for f in files)
+
+
+def _run_sections(run_dir: Path) -> str:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    config = (run_dir / "config.toml").read_text()
+    keys = [k for k in summary["best"]["test"]]
+    rows = [[part, *(summary[part]["test"][k] for k in keys)] for part in ("best", "last")]
+    sizes = [c["num_samples"] for c in manifest["clients"]]
+    fed = [
+        ["clients", manifest["num_clients"]],
+        ["modalities (av / a / v)", "{av} / {a} / {v}".format(**manifest["modality_counts"])],
+        [
+            "samples per client (min / median / max)",
+            f"{min(sizes)} / {statistics.median(sizes):g} / {max(sizes)}",
+        ],
+        ["dataset", json.dumps(manifest["dataset"]["sizes"])],
+    ]
+    clients = [
+        [c["cid"], c["modalities"], c["num_samples"], " ".join(map(str, c["class_counts"]))]
+        for c in manifest["clients"]
+    ]
+    return (
+        f"<p>{html.escape(summary['algorithm'])} on {html.escape(summary['dataset'])}, "
+        f"seed {summary['seed']}, {summary['rounds']} rounds on {html.escape(summary['device'])}; "
+        f"best round {summary['best_round']} "
+        f"(chosen on val accuracy); {summary['train_seconds']:.1f} s training.</p>"
+        "<h2>Test metrics</h2>"
+        + _table(["round", *keys], rows)
+        + "<h2>Figures</h2>"
+        + _figures([run_dir])
+        + "<h2>Federation</h2>"
+        + _table(["", ""], fed)
+        + _table(["client", "modalities", "samples", "class counts"], clients)
+        + f"<h2>Config</h2><pre>{html.escape(config)}</pre>"
+    )
+
+
+def _sweep_sections(sweep_dir: Path) -> str:
+    rows, axes = read_results(sweep_dir / "results.csv")
+    by = [a for a in axes if a != "seed"]
+    metrics = list(DEFAULT_METRICS)
+    groups = summarise(rows, by, metrics)
+    grid = (sweep_dir / "grid.toml").read_text() if (sweep_dir / "grid.toml").is_file() else ""
+    parts = [f"<p>{len(rows)} finished runs; mean ± std over seeds, best per setting in bold.</p>"]
+    parts.append("<h2>Results</h2>" + render(groups, by, metrics, "html"))
+    with tempfile.TemporaryDirectory() as tmp:
+        bars = plots.plot_sweep_bars(groups, by, ["acc", "acc_v"], Path(tmp) / "bars.png")
+        parts.append("<h2>Fused and visual accuracy</h2>" + _img(bars, "mean ± std over seeds"))
+    first = [
+        sweep_dir / r["run_dir"]
+        for r in rows
+        if all(r[a] == rows[0][a] for a in by[1:])
+        and r.get("seed", "0") == rows[0].get("seed", "0")
+    ]
+    if first:
+        setting = ", ".join(f"{a}={rows[0][a]}" for a in by[1:])
+        parts.append(f"<h2>Curves: {html.escape(setting)}</h2>" + _figures(first))
+    parts.append(f"<h2>Grid</h2><pre>{html.escape(grid)}</pre>")
+    return "".join(parts)

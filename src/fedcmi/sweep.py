@@ -1,0 +1,225 @@
+"""Experiment grids: the product of config axes, run once per cell, resumable.
+
+A grid file (TOML)::
+
+    base = "../av-digits-fedavg.toml"       # preset the cells start from (relative path)
+    description = "..."
+    [set]                                   # dotted overrides for every cell
+    rounds = 20
+    [axes]                                  # dotted key -> values; the product is run
+    "algorithm.name" = ["fedavg", "fedcmi"]
+    seed = [0, 1, 2]
+    variant = ["full", "uniform-temperature"]   # optional: names of [variants.*] tables
+    [methods.fedcmi]                        # [algorithm] keys used when that method runs
+    prox_mu = 0.01
+    [variants.uniform-temperature]          # dotted overrides applied by a variant
+                                            # (quote names with dots: [variants."mu0.1"])
+    "algorithm.temperature" = "uniform"
+
+Changing ``algorithm.name`` replaces the base's whole ``[algorithm]`` table with the
+method's own keys from ``[methods.NAME]``, so every method gets the same data,
+federation and training settings. Each cell runs into ``SWEEP_DIR/runs/<cell id>``; a
+cell whose folder has a ``summary.json`` is skipped, a folder without one (a killed
+run) is cleared and run again. ``results.csv`` is rewritten after every finished cell.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import multiprocessing
+import os
+import re
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_toml
+
+METRICS = ("acc", "acc_a", "acc_v", "acc_av", "acc_va")
+RESULT_COLUMNS = (
+    *METRICS,
+    "val_acc",
+    "last_acc",
+    "per_class_std",
+    "rounds",
+    "wall_seconds",
+    "run_dir",
+)
+VARIANT_AXIS = "variant"
+
+
+@dataclass
+class Cell:
+    axes: dict[str, Any]
+    config: dict[str, Any]  # raw nested config, validated before any cell runs
+
+    @property
+    def cell_id(self) -> str:
+        short = {"algorithm.name": "method"}
+        parts = [f"{short.get(k, k.rsplit('.', 1)[-1])}-{v}" for k, v in self.axes.items()]
+        return re.sub(r"[^A-Za-z0-9._=-]+", "_", "__".join(parts))
+
+
+@dataclass
+class Grid:
+    path: Path
+    description: str
+    axes: dict[str, list[Any]]
+    cells: list[Cell]
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read a grid file and expand (and validate) every cell's config."""
+    path = Path(path)
+    raw = read_toml(path)
+    allowed = {"base", "description", "set", "axes", "methods", "variants"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(
+                f"{path}: unknown grid key {key!r}; allowed: {', '.join(sorted(allowed))}"
+            )
+    axes = raw.get("axes", {})
+    if not axes or not all(isinstance(v, list) and v for v in axes.values()):
+        raise ConfigError(f"{path}: [axes] must map each key to a non-empty list")
+    base: dict[str, Any] = read_toml(path.parent / raw["base"]) if "base" in raw else {}
+    base = apply_overrides(base, [_dotted(k, v) for k, v in raw.get("set", {}).items()])
+    variants = raw.get("variants", {})
+    cells = []
+    for values in itertools.product(*axes.values()):
+        cell_axes = dict(zip(axes, values))
+        config = _cell_config(base, cell_axes, raw.get("methods", {}), variants, path)
+        try:
+            config_from_dict(copy.deepcopy(config))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: cell {cell_axes}: {exc}") from None
+        cells.append(Cell(cell_axes, config))
+    return Grid(path, raw.get("description", ""), axes, cells)
+
+
+def _dotted(key: str, value: Any) -> str:
+    import tomli_w
+
+    return f"{key}={tomli_w.dumps({'v': value})[4:].strip()}"
+
+
+def _cell_config(
+    base: dict[str, Any], axes: dict[str, Any], methods: dict, variants: dict, path: Path
+) -> dict[str, Any]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in axes.items():
+        if key != VARIANT_AXIS:
+            pairs.append((key, value))
+        elif value not in variants:
+            raise ConfigError(f"{path}: variant {value!r} has no [variants.{value}] table")
+        else:
+            pairs += list(variants[value].items())
+    config = copy.deepcopy(base)
+    for key, value in pairs:
+        if key == "algorithm.name":  # a method brings its own [algorithm] table
+            config["algorithm"] = {"name": value, **methods.get(value, {})}
+    rest = [_dotted(k, v) for k, v in pairs if k != "algorithm.name"]
+    return apply_overrides(config, rest)
+
+
+def _run_cell(config: dict[str, Any], out_dir: str, threads: int | None) -> dict[str, Any]:
+    """Worker entry point (runs in a child process when --jobs > 1)."""
+    from fedcmi.runner import run_experiment
+
+    if threads:
+        config = {**config, "engine": {**config.get("engine", {}), "threads": threads}}
+    started = time.perf_counter()
+    summary = run_experiment(config_from_dict(config), out_dir)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def run_sweep(
+    grid: Grid,
+    out_dir: str | Path,
+    jobs: int = 1,
+    on_cell: Callable[[Cell, dict[str, Any] | None, str], None] | None = None,
+) -> Path:
+    """Run every unfinished cell of ``grid`` into ``out_dir``; returns results.csv's path."""
+    out = Path(out_dir)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(grid.path, out / "grid.toml")
+    todo = []
+    for cell in grid.cells:
+        cell_dir = runs / cell.cell_id
+        if (cell_dir / "summary.json").is_file():
+            if on_cell:
+                on_cell(cell, None, "skipped (finished earlier)")
+            continue
+        if cell_dir.exists():
+            shutil.rmtree(cell_dir)  # an interrupted run: start the cell again
+        todo.append(cell)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    if jobs <= 1:
+        for cell in todo:
+            summary = _run_cell(cell.config, str(runs / cell.cell_id), None)
+            _finish_cell(grid, out, cell, summary, on_cell)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(_run_cell, c.config, str(runs / c.cell_id), threads): c for c in todo
+            }
+            for future in as_completed(futures):
+                _finish_cell(grid, out, futures[future], future.result(), on_cell)
+    return write_results(grid, out)
+
+
+def _finish_cell(grid, out, cell, summary, on_cell) -> None:
+    import json
+
+    summary_path = out / "runs" / cell.cell_id / "summary.json"
+    data = json.loads(summary_path.read_text())
+    data["wall_seconds"] = summary["wall_seconds"]
+    summary_path.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(grid, out)
+    if on_cell:
+        on_cell(cell, summary, "done")
+
+
+def result_row(cell: Cell, summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    best = summary["best"]["test"]
+    per_class = [x for x in summary["best_test_per_class_acc"] if x == x]  # drop NaN
+    row: dict[str, Any] = dict(cell.axes)
+    row.update({m: best.get(m, "") for m in METRICS})
+    row["val_acc"] = summary["best"]["val"]["acc"]  # the selection score, for tuning knobs
+    row["last_acc"] = summary["last"]["test"]["acc"]
+    row["per_class_std"] = statistics.pstdev(per_class) if per_class else ""
+    row["rounds"] = summary["rounds"]
+    row["wall_seconds"] = summary.get(
+        "wall_seconds", summary["setup_seconds"] + summary["train_seconds"]
+    )
+    row["run_dir"] = str(run_dir)
+    return row
+
+
+def write_results(grid: Grid, out: Path) -> Path:
+    """(Re)write results.csv from every finished cell, in grid order."""
+    import json
+
+    rows = []
+    for cell in grid.cells:
+        summary_path = out / "runs" / cell.cell_id / "summary.json"
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text())
+            rows.append(result_row(cell, summary, summary_path.parent.relative_to(out)))
+    path = out / "results.csv"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *RESULT_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,213 @@
+"""Sweeps (resume), tables (mean/std math, best marks), plots and the HTML report."""
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fedcmi.cli import main
+from fedcmi.config import ConfigError
+from fedcmi.sweep import load_grid, run_sweep
+from fedcmi.tables import make_table, read_results
+
+GRID = """
+description = "test grid"
+[set]
+rounds = 2
+"data.name" = "synthetic"
+"federation.num_clients" = 4
+"federation.clients_per_round" = 2
+"federation.min_client_size" = 5
+"train.local_epochs" = 1
+"model.feature_dim" = 16
+[axes]
+"algorithm.name" = ["fedavg", "fedcmi"]
+[methods.fedcmi]
+prox_mu = 0.01
+"""
+
+
+@pytest.fixture
+def grid_file(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    (tmp / "grid.toml").write_text(GRID)
+    out = tmp / "out"
+    assert main(["sweep", str(tmp / "grid.toml"), "--out", str(out)]) == 0
+    return out
+
+
+def test_two_cell_sweep_end_to_end(finished_sweep):
+    rows, axes = read_results(finished_sweep / "results.csv")
+    assert axes == ["algorithm.name"]
+    assert [r["algorithm.name"] for r in rows] == ["fedavg", "fedcmi"]
+    assert rows[0]["acc_va"] == "" and rows[1]["acc_va"] != ""  # fedavg has no IP head
+    for row in rows:
+        summary = json.loads((finished_sweep / row["run_dir"] / "summary.json").read_text())
+        assert float(row["acc"]) == summary["best"]["test"]["acc"]
+        assert int(row["rounds"]) == 2 and float(row["wall_seconds"]) > 0
+
+
+def test_sweep_resume_skips_finished_cells_and_reruns_killed_ones(grid_file, tmp_path):
+    grid = load_grid(grid_file)
+    out = tmp_path / "out"
+    run_sweep(grid, out)
+    fedavg_dir = out / "runs" / grid.cells[0].cell_id
+    fedcmi_dir = out / "runs" / grid.cells[1].cell_id
+    finished_mtime = (fedavg_dir / "summary.json").stat().st_mtime_ns
+    (fedcmi_dir / "summary.json").unlink()  # as if killed before the end
+    events = []
+    run_sweep(
+        grid, out, on_cell=lambda cell, summary, status: events.append((cell.cell_id, status))
+    )
+    assert events == [
+        (grid.cells[0].cell_id, "skipped (finished earlier)"),
+        (grid.cells[1].cell_id, "done"),
+    ]
+    assert (fedavg_dir / "summary.json").stat().st_mtime_ns == finished_mtime
+    assert len(read_results(out / "results.csv")[0]) == 2
+
+
+def test_methods_get_their_own_algorithm_table(grid_file):
+    grid = load_grid(grid_file)
+    assert grid.cells[0].config["algorithm"] == {"name": "fedavg"}
+    assert grid.cells[1].config["algorithm"] == {"name": "fedcmi", "prox_mu": 0.01}
+    assert all(c.config["rounds"] == 2 for c in grid.cells)
+
+
+def test_variants_axis(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text(
+        GRID.replace('"algorithm.name" = ["fedavg", "fedcmi"]', 'variant = ["full", "uniform"]')
+        + '[variants.full]\n[variants.uniform]\n"algorithm.temperature" = "uniform"\n'
+    )
+    cells = load_grid(path).cells
+    assert cells[1].config["algorithm"]["temperature"] == "uniform"
+    assert "temperature" not in cells[0].config.get("algorithm", {})
+
+
+def test_invalid_cell_is_refused_before_running(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GRID.replace("prox_mu = 0.01", "prox_muu = 0.01"))
+    with pytest.raises(ConfigError, match="prox_muu"):
+        load_grid(path)
+
+
+def write_results(path: Path, rows):
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "algorithm.name",
+                "alpha",
+                "seed",
+                "acc",
+                "acc_a",
+                "acc_v",
+                "acc_av",
+                "acc_va",
+                "val_acc",
+                "last_acc",
+                "per_class_std",
+                "rounds",
+                "wall_seconds",
+                "run_dir",
+            ]
+        )
+        writer.writerows(rows)
+
+
+def test_table_mean_and_sample_std(tmp_path):
+    path = tmp_path / "results.csv"
+    write_results(
+        path,
+        [
+            ["fedavg", 0.1, 0, 0.80, 0.7, 0.4, "", "", 0.8, 0.8, 0.1, 5, 1, "x"],
+            ["fedavg", 0.1, 1, 0.90, 0.7, 0.6, "", "", 0.9, 0.9, 0.2, 5, 1, "x"],
+            ["fedcmi", 0.1, 0, 0.85, 0.7, 0.7, 0.6, 0.5, 0.8, 0.8, 0.3, 5, 1, "x"],
+            ["fedcmi", 0.1, 1, 0.87, 0.7, 0.9, 0.6, 0.7, 0.8, 0.8, 0.3, 5, 1, "x"],
+        ],
+    )
+    text = make_table(path, metrics=["acc", "acc_v", "acc_va", "per_class_std"])
+    lines = text.splitlines()
+    assert lines[0] == "| algorithm.name | alpha | runs | acc | acc_v | acc_va | per_class_std |"
+    # fedavg acc: mean 0.85, sample std sqrt(((0.05)^2 * 2) / 1) = 0.070711
+    assert (
+        lines[2]
+        == "| fedavg | 0.1 | 2 | 0.8500 ± 0.0707 | 0.5000 ± 0.1414 | – | **0.1500 ± 0.0707** |"
+    )
+    assert (
+        lines[3]
+        == "| fedcmi | 0.1 | 2 | **0.8600 ± 0.0141** | **0.8000 ± 0.1414** | 0.6000 ± 0.1414 "
+        "| 0.3000 ± 0.0000 |"
+    )
+    latex = make_table(path, metrics=["acc"], fmt="latex")
+    assert r"\textbf{0.8600 $\pm$ 0.0141}" in latex and r"\begin{tabular}" in latex
+    as_csv = make_table(path, by=["algorithm.name"], metrics=["acc"], fmt="csv").splitlines()
+    assert as_csv[0] == "algorithm.name,runs,acc_mean,acc_std,acc_best"
+    assert as_csv[2] == "fedcmi,2,0.860000,0.014142,*"
+    with pytest.raises(ValueError, match="--by"):
+        make_table(path, by=["nope"])
+
+
+def test_plots_have_the_expected_figures(finished_sweep, tmp_path):
+    runs = sorted((finished_sweep / "runs").iterdir())
+    assert main(["plot", *map(str, runs), "--out", str(tmp_path / "plots")]) == 0
+    names = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"accuracy.png", "per_class.png", "imbalance.png", "dominance.png"} <= names
+    assert any(n.startswith("temperatures_") for n in names)  # only the fedcmi run has them
+    for path in (tmp_path / "plots").iterdir():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_run_and_sweep_reports_are_self_contained(finished_sweep):
+    assert main(["report", str(finished_sweep)]) == 0
+    page = (finished_sweep / "report.html").read_text()
+    assert "<table>" in page and "fedcmi" in page and "data:image/png;base64," in page
+    assert "src='http" not in page and 'src="http' not in page
+    run = next((finished_sweep / "runs").iterdir())
+    assert main(["report", str(run)]) == 0
+    run_page = (run / "report.html").read_text()
+    assert "Federation" in run_page and "[federation]" in run_page
+    assert run_page.count("data:image/png;base64,") >= 3
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_report_renders_in_headless_chromium(finished_sweep, tmp_path):
+    from matplotlib.image import imread
+
+    main(["report", str(finished_sweep)])
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            (finished_sweep / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = imread(shot)
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    assert pixels.std() > 0.05  # not blank
+    assert (pixels[..., :3] < 0.5).mean() > 0.005  # dark text and plot lines are present
