@@ -17,6 +17,7 @@ from torch import nn
 from fedcmi.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, train_local
 
 
@@ -36,3 +37,22 @@ class FedAvg(Algorithm):
         return train_local(
             model, client, ctx, loss_fn, global_parameters(model, global_state), prox_mu=mu
         )
+
+
+class BalancedFedAvg(FedAvg):
+    """FedAvg whose multimodal clients run a modality-balancing local objective
+    (``train_multimodal``); unimodal clients have nothing to balance and train plain CE."""
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        if client.modalities != "av":
+            return super().local_train(model, global_state, client, ctx)
+        if not isinstance(model, LateFusionModel):
+            raise TypeError(f"{type(self).__name__} needs the late-fusion model")
+        return self.train_multimodal(model, client, ctx)
+
+    def train_multimodal(
+        self, model: LateFusionModel, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError

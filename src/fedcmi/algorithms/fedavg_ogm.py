@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
-from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, train_local
 
@@ -74,18 +73,15 @@ def device_generator(ctx: RoundContext, device: torch.device) -> torch.Generator
 
 
 @ALGORITHMS.register("fedavg-ogm")
-class FedAvgOGM(FedAvg):
+class FedAvgOGM(BalancedFedAvg):
     @dataclass
     class Params:
         alpha: float = 0.8
         noise: bool = True
 
-    def local_train(
-        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    def train_multimodal(
+        self, model: LateFusionModel, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        if client.modalities != "av":
-            return super().local_train(model, global_state, client, ctx)
-        assert isinstance(model, LateFusionModel)
         generator = device_generator(ctx, client.y.device)
         weights = {"a": encoder_weights(model.enc_a), "v": encoder_weights(model.enc_v)}
         coeffs = {"a": 1.0, "v": 1.0}

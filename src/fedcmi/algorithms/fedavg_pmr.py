@@ -27,11 +27,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from fedcmi.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
-from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.algorithms.fedavg_ogm import true_class_score
 from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, train_local
@@ -72,18 +71,15 @@ def local_prototypes(
 
 
 @ALGORITHMS.register("fedavg-pmr")
-class FedAvgPMR(FedAvg):
+class FedAvgPMR(BalancedFedAvg):
     @dataclass
     class Params:
         alpha: float = 1.0
         scaling: Literal["ratio", "constant"] = "ratio"
 
-    def local_train(
-        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    def train_multimodal(
+        self, model: LateFusionModel, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        if client.modalities != "av":
-            return super().local_train(model, global_state, client, ctx)
-        assert isinstance(model, LateFusionModel)
         protos = local_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))
         a_dominant = 0
 
