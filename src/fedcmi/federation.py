@@ -62,7 +62,9 @@ def dirichlet_partition(
         for c in classes:
             idx = rng.permutation(np.flatnonzero(labels == c))
             props = rng.dirichlet(np.full(num_clients, alpha))
-            cuts = (np.cumsum(props)[:-1] * len(idx)).astype(int)
+            # Rounded (not floored) cut points: flooring would hand a small class's
+            # samples to the last clients only.
+            cuts = np.round(np.cumsum(props)[:-1] * len(idx)).astype(int)
             for client, part in enumerate(np.split(idx, cuts)):
                 shards[client].append(part)
         parts = [np.sort(np.concatenate(s)) for s in shards]

@@ -23,6 +23,6 @@ def load_dataset(name: str, params: Any, cache_dir: Path | None = None) -> Multi
 
 
 # Registration happens on import of each module.
-from fedcmi.data import av_digits, mfeat, synthetic  # noqa: E402,F401
+from fedcmi.data import av_digits, mfeat, prepared, synthetic  # noqa: E402,F401
 
 __all__ = ["DATASETS", "MultimodalData", "Split", "load_dataset", "default_cache_dir"]

@@ -99,7 +99,7 @@ def stratified_split(
     y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class shuffled split into train/val/test index arrays (sorted)."""
-    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(
             f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum < 1"
         )

@@ -98,3 +98,29 @@ def cnn_image(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
 @ENCODERS.register("mlp")
 def mlp(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
     return MLPEncoder(math.prod(shape), feature_dim)
+
+
+@ENCODERS.register("resnet18-audio")
+def resnet18_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    """ResNet-18 on a 1-channel log-spectrogram (freq, time), from scratch."""
+    from fedcmi.models.resnet import SpectrogramResNet
+
+    if len(shape) != 2:
+        raise ValueError(f"resnet18-audio expects (freq, time) inputs, got shape {shape}")
+    return SpectrogramResNet(feature_dim)
+
+
+@ENCODERS.register("resnet18-frames")
+def resnet18_frames(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    """2D ResNet-18 over F RGB frames, pooled over frames and space, from scratch."""
+    from fedcmi.models.resnet import FrameResNet
+
+    if len(shape) == 4 and shape[-1] == 3:  # prepared uint8 frames (F, S, S, 3)
+        from fedcmi.models.resnet import FrameInput
+
+        return nn.Sequential(FrameInput(crop=min(shape[1], 224)), FrameResNet(feature_dim))
+    if len(shape) != 4 or shape[1] != 3:
+        raise ValueError(
+            f"resnet18-frames expects (frames, 3, H, W) or uint8 (frames, S, S, 3), got {shape}"
+        )
+    return FrameResNet(feature_dim)

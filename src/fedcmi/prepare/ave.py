@@ -59,3 +59,77 @@ def read_events(path: str | Path) -> tuple[list[Event], list[Skip]]:
 
 def class_names(events: list[Event]) -> list[str]:
     return sorted({e.category for e in events})
+
+
+# ---------------------------------------------------------------------------------
+# Preparation: raw layout -> cache (event-cropped, "SE")
+# ---------------------------------------------------------------------------------
+
+SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
+
+
+@dataclass
+class PrepareParams:
+    """``fedcmi data prepare ave`` knobs (``--set key=value``)."""
+
+    seconds: float = 10.0  # event audio tiled to this length: (257, 1004) at 10 s
+    frame_size: int = 224
+    frames: int = 10  # frames at 1 fps inside the event window, topped up to this many
+
+
+def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
+    """Jobs from the dataset's own train/val/test lists; skips are reported."""
+    from fedcmi.prepare.cache import ClipJob
+
+    src = Path(src)
+    annotations = src / "Annotations.txt"
+    if not annotations.is_file():
+        raise ValueError(f"{annotations}: not found (is --src the AVE dataset folder?)")
+    all_events, skipped_rows = read_events(annotations)
+    classes = class_names(all_events)
+    skipped = [{"path": s.path, "reason": s.reason} for s in skipped_rows]
+    jobs, taken = [], set()
+    for split, name in SPLIT_FILES.items():
+        events, skips = read_events(src / name)
+        skipped += [{"path": s.path, "reason": s.reason} for s in skips]
+        for event in events:
+            video = src / "AVE" / f"{event.video_id}.mp4"
+            if event.video_id in taken:
+                skipped.append(
+                    {"path": f"{name} {event.video_id}", "reason": "already in an earlier split"}
+                )
+            elif event.category not in classes:
+                skipped.append(
+                    {
+                        "path": f"{name} {event.video_id}",
+                        "reason": f"class {event.category!r} not in Annotations.txt",
+                    }
+                )
+            elif not video.is_file():
+                skipped.append({"path": str(video), "reason": f"{video}: missing video file"})
+            else:
+                taken.add(event.video_id)
+                source = {
+                    "path": str(video),
+                    "start": event.start,
+                    "end": event.end,
+                    "seconds": p.seconds,
+                    "size": p.frame_size,
+                    "frames": p.frames,
+                }
+                jobs.append(ClipJob(event.video_id, classes.index(event.category), split, source))
+    return jobs, skipped, classes
+
+
+def prepare_clip(job) -> dict:
+    """Worker: event-cropped audio spectrogram and frames of one video."""
+    from fedcmi.prepare.media import audio_track, frames_per_second
+    from fedcmi.prepare.spectrogram import SAMPLE_RATE, pmr_spectrogram
+
+    s = job.source
+    audio = audio_track(s["path"], SAMPLE_RATE)
+    event = audio[int(s["start"] * SAMPLE_RATE) : int(s["end"] * SAMPLE_RATE)]
+    if len(event) == 0:
+        raise ValueError(f"{s['path']}: no audio inside the event [{s['start']}, {s['end']}]")
+    frames = frames_per_second(s["path"], s["size"], s["start"], s["end"], minimum=s["frames"])
+    return {"audio": pmr_spectrogram(event, s["seconds"]), "frames": frames[: s["frames"]]}

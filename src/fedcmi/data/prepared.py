@@ -1,0 +1,114 @@
+"""Datasets read from caches made by ``fedcmi data prepare`` (CREMA-D, AVE).
+
+``[data] cache = "PATH"`` points at the prepared folder. Clips the preparation skipped
+are left out and counted in ``notes["skipped"]`` (their paths and reasons are in the
+cache's ``skipped.json``). Splits: CREMA-D's train/test come from the preparation (file,
+stratified or speaker-disjoint split); AVE's from its own train/val/test lists. Where the
+data has no val split, ``val_fraction`` of train (stratified, seeded) becomes val, so the
+best round is never chosen on test. Frames stay uint8 (N, F, S, S, 3); the frame encoder
+converts, crops and normalises them in batches; spectrograms are float32.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedcmi.data import DATASETS
+from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, stratified_split
+from fedcmi.prepare.cache import CACHE_FORMAT
+
+
+def read_cache(path: str | Path, dataset: str) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
+    root = Path(path)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"{manifest_path} not found: prepare it with "
+            f"`fedcmi data prepare {dataset} --src RAW --out {root}`"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != CACHE_FORMAT or manifest.get("dataset") != dataset:
+        raise ValueError(
+            f"{root}: a {manifest.get('dataset')} cache of format {manifest.get('format')}; "
+            f"expected {dataset} format {CACHE_FORMAT} (prepare it again)"
+        )
+    index = json.loads((root / "index.json").read_text())
+    arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r") for name in manifest["arrays"]}
+    return manifest, index, arrays
+
+
+def evenly_spaced(stored: int, wanted: int) -> np.ndarray:
+    if wanted > stored:
+        raise ValueError(f"data.frames = {wanted}, but the cache stores {stored} per clip")
+    return np.linspace(0, stored - 1, wanted).round().astype(int)
+
+
+class PreparedAV(DatasetBuilder):
+    name: str
+
+    @dataclass
+    class Params:
+        cache: str = ""
+        frames: int = 2
+        val_fraction: float = 0.1
+        seed: int = 0
+
+    @classmethod
+    def load(cls, params, cache_dir: Path) -> MultimodalData:
+        if not params.cache:
+            raise ValueError(
+                f"data.cache is empty: the folder made by `fedcmi data prepare {cls.name}`"
+            )
+        manifest, index, arrays = read_cache(params.cache, cls.name)
+        ok = np.array([r["ok"] for r in index], dtype=bool)
+        labels = np.array([r["label"] for r in index], dtype=np.int64)
+        splits = np.array([r["split"] for r in index])
+        frame_idx = evenly_spaced(arrays["frames"].shape[1], params.frames)
+
+        def take(mask: np.ndarray) -> Split:
+            rows = np.flatnonzero(mask & ok)
+            return Split(
+                torch.from_numpy(np.asarray(arrays["audio"][rows], dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(arrays["frames"][rows][:, frame_idx])),
+                torch.from_numpy(labels[rows]),
+            )
+
+        train_mask = splits == "train"
+        val_mask = splits == "val"
+        if not val_mask[ok].any():
+            train_rows = np.flatnonzero(train_mask & ok)
+            tr, va, _ = stratified_split(labels[train_rows], params.val_fraction, 0.0, params.seed)
+            train_mask = np.zeros_like(ok)
+            train_mask[train_rows[tr]] = True
+            val_mask = np.zeros_like(ok)
+            val_mask[train_rows[va]] = True
+        parts = {"train": take(train_mask), "val": take(val_mask), "test": take(splits == "test")}
+        empty = [name for name, split in parts.items() if len(split) == 0]
+        if empty:
+            raise ValueError(
+                f"{params.cache}: the {', '.join(empty)} split(s) hold no clips "
+                "(too few clips, or adjust data.val_fraction / the preparation's test split)"
+            )
+        return MultimodalData(
+            name=cls.name,
+            **parts,
+            class_names=manifest["class_names"],
+            modality_names=("audio", "visual"),
+            default_encoders=("resnet18-audio", "resnet18-frames"),
+            notes={"cache": str(params.cache), "skipped": manifest["skipped"]},
+        )
+
+
+@DATASETS.register("crema-d")
+class CremaD(PreparedAV):
+    name = "crema-d"
+
+
+@DATASETS.register("ave")
+class AVE(PreparedAV):
+    name = "ave"

@@ -1,0 +1,191 @@
+"""`fedcmi data prepare` on tiny generated raw layouts of CREMA-D and AVE."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fedcmi.prepare import prepare
+from fedcmi.prepare.cache import CacheMismatchError
+from fedcmi.prepare.crema_d import EMOTIONS
+from tests.media_fixtures import write_jpeg, write_video, write_wav
+
+SMALL = {"seconds": 0.5, "frame_size": 16}
+
+
+def make_crema_d(root, actors=("1001", "1002")):
+    """Clips of each actor x 6 emotions; one corrupt video, one clip without audio."""
+    for a, actor in enumerate(actors):
+        for e, emo in enumerate(EMOTIONS):
+            key = f"{actor}_DFA_{emo}_XX"
+            write_wav(root / "AudioWAV" / f"{key}.wav", 0.4 + 0.1 * e, hz=200 + 50 * e)
+            write_video(
+                root / "VideoFlash" / f"{key}.flv",
+                1.2 + 0.5 * a,
+                fps=5,
+                size=24,
+                audio_hz=None,
+                seed=e,
+            )
+    (root / "VideoFlash" / "1002_DFA_SAD_XX.flv").write_bytes(b"FLV\x01 not really a video")
+    (root / "AudioWAV" / "1001_DFA_NEU_XX.wav").unlink()
+    return root
+
+
+def make_ave(root):
+    """Six videos; Annotations.txt with a duplicated id and a zero-length event."""
+    header = "Category&VideoID&Quality&StartTime&EndTime"
+    rows = [
+        ("Dog", "v1", 0, 2),
+        ("Dog", "v2", 1, 3),
+        ("Church bell", "v3", 0, 3),
+        ("Church bell", "v4", 0, 1),
+        ("Race car, auto racing", "v5", 1, 2),
+        ("Race car, auto racing", "v6", 0, 3),
+    ]
+    lines = [header] + [f"{c}&{v}&good&{s}&{e}" for c, v, s, e in rows]
+    lines += ["Dog&v1&good&2&3", "Dog&v7&good&1&1"]  # duplicated id, zero-length event
+    (root / "AVE").mkdir(parents=True)
+    (root / "Annotations.txt").write_text("\n".join(lines) + "\n")
+    splits = {"trainSet.txt": rows[:4], "valSet.txt": rows[4:5], "testSet.txt": rows[5:]}
+    for name, part in splits.items():
+        (root / name).write_text("".join(f"{c}&{v}&good&{s}&{e}\n" for c, v, s, e in part))
+    for i, (_, vid, _, _) in enumerate(rows):
+        write_video(root / "AVE" / f"{vid}.mp4", 3.0, fps=5, size=24, audio_hz=300 + 40 * i, seed=i)
+    (root / "AVE" / "v4.mp4").write_bytes(b"")  # empty file
+    return root
+
+
+@pytest.fixture(scope="module")
+def crema_cache(tmp_path_factory):
+    raw = make_crema_d(tmp_path_factory.mktemp("crema-raw"))
+    out = tmp_path_factory.mktemp("crema-cache") / "cache"
+    return raw, out, prepare("crema-d", raw, out, dict(SMALL), workers=2)
+
+
+def test_crema_d_prepare_shapes_counts_and_skips(crema_cache):
+    raw, out, manifest = crema_cache
+    assert manifest["clips"] == 11  # the clip without audio is never a job
+    assert manifest["ok"] == 10 and manifest["skipped"] == 2
+    audio = np.load(out / "audio.npy", mmap_mode="r")
+    frames = np.load(out / "frames.npy", mmap_mode="r")
+    assert audio.shape == (11, 257, 48) and audio.dtype == np.float16
+    assert frames.shape == (11, 3, 16, 16, 3) and frames.dtype == np.uint8
+    skipped = json.loads((out / "skipped.json").read_text())
+    reasons = {s["path"].split("/")[-1]: s["reason"] for s in skipped}
+    assert "missing audio" in reasons["1001_DFA_NEU_XX.wav"]
+    assert "cannot decode" in reasons["1002_DFA_SAD_XX.flv"]
+    index = json.loads((out / "index.json").read_text())
+    assert {r["key"]: r["label"] for r in index}["1001_DFA_ANG_XX"] == EMOTIONS.index("ANG")
+    assert manifest["bytes_per_clip"] == 257 * 48 * 2 + 3 * 16 * 16 * 3
+
+
+def test_prepare_is_idempotent_and_refuses_other_parameters(crema_cache):
+    raw, out, manifest = crema_cache
+    again = prepare("crema-d", raw, out, dict(SMALL))
+    assert again["params_hash"] == manifest["params_hash"]
+    with pytest.raises(CacheMismatchError, match="other parameters"):
+        prepare("crema-d", raw, out, {**SMALL, "frames": 2})
+
+
+def test_prepare_resumes_after_a_kill(tmp_path):
+    raw = make_crema_d(tmp_path / "raw")
+    out = tmp_path / "cache"
+    full = prepare("crema-d", raw, out, dict(SMALL))
+    # Simulate a build killed after its first rows: manifest gone, progress on disk.
+    progress = {
+        "format": 1,
+        "params_hash": full["params_hash"],
+        "params": full["params"],
+        "done": [0, 1, 2],
+        "errors": {},
+    }
+    (out / "manifest.json").unlink()
+    (out / "progress.json").write_text(json.dumps(progress))
+    calls = []
+    resumed = prepare("crema-d", raw, out, dict(SMALL), on_progress=lambda d, n: calls.append(d))
+    assert resumed["ok"] == full["ok"] and calls[0] > 3
+
+
+def test_preprocessed_frame_folders_are_used(tmp_path):
+    raw = make_crema_d(tmp_path / "raw")
+    for k in range(4):
+        write_jpeg(raw / "Image-01-FPS" / "1001_DFA_HAP_XX" / f"{k:05d}.jpg", (40, 30), 50 * k)
+    prepare("crema-d", raw, tmp_path / "cache", dict(SMALL))
+    index = [r["key"] for r in json.loads((tmp_path / "cache" / "index.json").read_text())]
+    frames = np.load(tmp_path / "cache" / "frames.npy")[index.index("1001_DFA_HAP_XX")]
+    assert frames[:, 0, 0, 0].tolist() == [0, 50, 100]  # sorted JPEGs, not the video
+
+
+def test_speaker_split_and_split_files(tmp_path):
+    raw = make_crema_d(tmp_path / "raw")
+    prepare("crema-d", raw, tmp_path / "spk", {**SMALL, "split": "speaker", "test_fraction": 0.5})
+    index = json.loads((tmp_path / "spk" / "index.json").read_text())
+    test_actors = {r["key"][:4] for r in index if r["split"] == "test"}
+    train_actors = {r["key"][:4] for r in index if r["split"] == "train"}
+    assert len(test_actors) == 1 and not test_actors & train_actors
+    (tmp_path / "train.csv").write_text("\ufeff1001_DFA_ANG_XX,ANG\r\n1001_DFA_HAP_XX,HAP\r\n")
+    (tmp_path / "test.csv").write_text("1002_DFA_ANG_XX,ANG\n")
+    manifest = prepare(
+        "crema-d",
+        raw,
+        tmp_path / "file",
+        {
+            **SMALL,
+            "split": "file",
+            "train_file": str(tmp_path / "train.csv"),
+            "test_file": str(tmp_path / "test.csv"),
+        },
+    )
+    assert manifest["splits"] == {"test": 1, "train": 2}
+
+
+def test_ave_prepare_event_cropped(tmp_path):
+    raw = make_ave(tmp_path / "raw")
+    manifest = prepare(
+        "ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4}
+    )
+    assert manifest["class_names"] == ["Church bell", "Dog", "Race car, auto racing"]
+    assert manifest["clips"] == 6 and manifest["ok"] == 5
+    assert manifest["splits"] == {"test": 1, "train": 3, "val": 1}
+    audio = np.load(tmp_path / "cache" / "audio.npy", mmap_mode="r")
+    assert audio.shape == (6, 257, 199)
+    reasons = [s["reason"] for s in json.loads((tmp_path / "cache" / "skipped.json").read_text())]
+    assert any("duplicated VideoID" in r for r in reasons)
+    assert any("zero-length" in r for r in reasons)
+    assert any("empty file" in r for r in reasons)
+
+
+def one_round(tmp_path, name, cache, **data):
+    from fedcmi.config import load_config
+    from fedcmi.runner import run_experiment
+
+    sets = [
+        f"data.name={name}",
+        f"data.cache='{cache}'",
+        "rounds=1",
+        "federation.num_clients=2",
+        "federation.clients_per_round=2",
+        "federation.min_client_size=1",
+        "federation.alpha=100.0",
+        "train.batch_size=4",
+        "train.local_epochs=1",
+        "model.feature_dim=32",
+    ]
+    sets += [f"data.{k}={v}" for k, v in data.items()]
+    return run_experiment(load_config(None, sets), tmp_path / f"run-{name}")
+
+
+def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(tmp_path):
+    raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
+    summary = one_round(tmp_path, "crema-d", tmp_path / "cache", val_fraction=0.5)
+    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
+    assert {"acc_av", "acc_va", "acc_a_head"} <= set(summary["last"]["test"])
+
+
+def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
+    raw = make_ave(tmp_path / "raw")
+    prepare("ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4})
+    summary = one_round(tmp_path, "ave", tmp_path / "cache", frames=4)
+    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
