@@ -189,3 +189,38 @@ def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
     prepare("ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4})
     summary = one_round(tmp_path, "ave", tmp_path / "cache", frames=4)
     assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
+
+
+def test_prepare_command_line(tmp_path, capsys):
+    from fedcmi.cli import main
+
+    raw = make_ave(tmp_path / "raw")
+    out = tmp_path / "cache"
+    code = main(
+        [
+            "data",
+            "prepare",
+            "ave",
+            "--src",
+            str(raw),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--set",
+            "seconds=1.0",
+            "--set",
+            "frame_size=16",
+            "--set",
+            "frames=2",
+        ]
+    )
+    assert code == 0
+    assert "skip report" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["ok"] == 5
+    assert (
+        main(["data", "prepare", "ave", "--src", str(raw), "--out", str(out), "--set", "frames=3"])
+        == 2
+    )  # other parameters: refused, cache kept
+    assert "--force" in capsys.readouterr().err
+    assert (out / "manifest.json").is_file()

@@ -211,3 +211,14 @@ def test_report_renders_in_headless_chromium(finished_sweep, tmp_path):
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
     assert pixels.std() > 0.05  # not blank
     assert (pixels[..., :3] < 0.5).mean() > 0.005  # dark text and plot lines are present
+
+
+def test_defaults_grid_reproduces_the_presets():
+    from fedcmi.config import config_from_dict, load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    grid = load_grid(root / "grids" / "defaults-av-digits.toml")
+    for cell in grid.cells:
+        preset = load_config(root / f"av-digits-{cell.axes['algorithm.name']}.toml")
+        preset.seed = cell.axes["seed"]
+        assert config_from_dict(cell.config) == preset

@@ -115,9 +115,40 @@ def _dataset_params(name: str, overrides: list[str]) -> Any:
     return build_dataclass(entry.Params, raw, "data")
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fedcmi.prepare import prepare
+
+    if not args.src or not args.out:
+        raise CLIError("data prepare needs --src RAW_DIR and --out CACHE_DIR")
+    overrides: dict[str, Any] = {}
+    for text in args.set:
+        parts, value = parse_override(text)
+        overrides[parts[-1]] = value
+    bar = tqdm(unit="clip", dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        manifest = prepare(
+            args.name, args.src, args.out, overrides, args.workers, args.force, progress
+        )
+    finally:
+        bar.close()
+    print(json.dumps({k: v for k, v in manifest.items() if k != "params"}, indent=2))
+    print(f"skip report: {Path(args.out) / 'skipped.json'} ({manifest['skipped']} clips)")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from fedcmi.data import load_dataset
 
+    if args.action == "prepare":
+        return cmd_prepare(args)
     params = _dataset_params(args.name, args.set)
     started = time.perf_counter()
     data = load_dataset(args.name, params)
@@ -221,7 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
     data = sub.add_parser("data", help="build or describe a dataset")
-    data.add_argument("action", choices=["build", "info"])
+    data.add_argument("action", choices=["build", "info", "prepare"])
+    data.add_argument("--src", help="prepare: the raw dataset folder")
+    data.add_argument("--out", help="prepare: the cache folder to write")
+    data.add_argument("--workers", type=int, default=1, help="prepare: decoding processes")
+    data.add_argument(
+        "--force", action="store_true", help="prepare: rebuild a cache made with other parameters"
+    )
     data.add_argument("name")
     data.add_argument(
         "--set",
