@@ -224,3 +224,98 @@ def test_prepare_command_line(tmp_path, capsys):
     )  # other parameters: refused, cache kept
     assert "--force" in capsys.readouterr().err
     assert (out / "manifest.json").is_file()
+
+
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "help",
+    "now",
+    "flood",
+    "houston",
+    "no",
+    "water",
+]
+
+
+def make_crisismmd(root):
+    """Informative task: 6 train, 2 dev, 2 test pairs; one image missing, one corrupt."""
+    from fedcmi.prepare.crisismmd import task_file
+
+    columns = [
+        "event_name",
+        "tweet_id",
+        "image_id",
+        "tweet_text",
+        "image",
+        "label",
+        "label_text",
+        "label_image",
+        "label_text_image",
+    ]
+    texts = ["RT Help now http://t.co/x", "flood #houston", "no water", "help", "now flood", "no"]
+    for split, count in (("train", 6), ("dev", 2), ("test", 2)):
+        rows = [columns]
+        for k in range(count):
+            label = "informative" if k % 2 == 0 else "not_informative"
+            image = f"data_image/harvey/{split}/{k}_0.jpg"
+            rows.append(
+                [
+                    "harvey",
+                    f"{split}{k}",
+                    f"{split}{k}_0",
+                    texts[k % len(texts)],
+                    image,
+                    label,
+                    label,
+                    label,
+                    "Positive",
+                ]
+            )
+            write_jpeg(root / image, (40 + 8 * k, 30), 30 * k)
+        path = task_file(root, "informative", split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join("\t".join(r) for r in rows) + "\n")
+    (root / "data_image/harvey/train/5_0.jpg").unlink()
+    (root / "data_image/harvey/train/4_0.jpg").write_bytes(b"not a jpeg")
+    (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    return root
+
+
+def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(tmp_path):
+    raw = make_crisismmd(tmp_path / "raw")
+    manifest = prepare(
+        "crisismmd",
+        raw,
+        tmp_path / "cache",
+        {"tokenizer": str(raw / "vocab.txt"), "image_size": 36, "max_length": 8},
+    )
+    assert manifest["class_names"] == ["informative", "not_informative"]
+    assert manifest["splits"] == {"test": 2, "train": 4, "val": 2} and manifest["skipped"] == 2
+    assert manifest["params"]["vocab_size"] == len(VOCAB)
+    text = np.load(tmp_path / "cache" / "text.npy")
+    assert text[0].tolist()[:5] == [2, 5, 6, 3, 0]  # [CLS] help now [SEP] [PAD]: RT and URL gone
+    image = np.load(tmp_path / "cache" / "image.npy")
+    assert image.shape == (9, 36, 36, 3)  # the missing image never became a job
+    options = {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32}
+    from fedcmi.config import load_config
+    from fedcmi.runner import run_experiment
+
+    sets = [
+        "data.name=crisismmd",
+        f"data.cache='{tmp_path / 'cache'}'",
+        "rounds=1",
+        "federation.num_clients=2",
+        "federation.clients_per_round=2",
+        "federation.min_client_size=1",
+        "federation.alpha=100.0",
+        "train.batch_size=2",
+        "train.local_epochs=1",
+        "model.feature_dim=16",
+        "model.options_v=" + "{" + ", ".join(f"{k} = {v}" for k, v in options.items()) + "}",
+    ]
+    summary = run_experiment(load_config(None, sets), tmp_path / "run")
+    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0

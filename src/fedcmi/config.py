@@ -62,6 +62,10 @@ class ModelConfig:
     encoder_v: str = "auto"
     feature_dim: int = 128
     projector: Literal["linear", "mlp"] = "linear"
+    # Extra keyword options for each encoder, e.g. [model.options_v] pretrained = "PATH"
+    # (a local file or folder; nothing is downloaded). Dataset defaults are merged first.
+    options_a: dict[str, Any] = field(default_factory=dict)
+    options_v: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -194,6 +198,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 f"{key} = {value!r} is not allowed: expected one of {', '.join(map(repr, args))}"
             )
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: expected a table")
+        return dict(value)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key} = {value!r}: expected a list")

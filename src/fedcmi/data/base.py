@@ -51,6 +51,8 @@ class MultimodalData:
     modality_names: tuple[str, str]
     default_encoders: tuple[str, str]
     notes: dict[str, Any] = field(default_factory=dict)
+    # Options the dataset passes to its default encoders (e.g. BERT's vocabulary size).
+    encoder_options: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     @property
     def num_classes(self) -> int:

@@ -1,4 +1,4 @@
-"""Datasets read from caches made by ``fedcmi data prepare`` (CREMA-D, AVE).
+"""Datasets read from caches made by ``fedcmi data prepare`` (CREMA-D, AVE, CrisisMMD).
 
 ``[data] cache = "PATH"`` points at the prepared folder. Clips the preparation skipped
 are left out and counted in ``notes["skipped"]`` (their paths and reasons are in the
@@ -48,15 +48,28 @@ def evenly_spaced(stored: int, wanted: int) -> np.ndarray:
     return np.linspace(0, stored - 1, wanted).round().astype(int)
 
 
-class PreparedAV(DatasetBuilder):
+class PreparedDataset(DatasetBuilder):
+    """A dataset read from a prepared cache; subclasses name its two arrays."""
+
     name: str
+    arrays: tuple[str, str]
+    modality_names: tuple[str, str]
+    default_encoders: tuple[str, str]
 
     @dataclass
     class Params:
         cache: str = ""
-        frames: int = 2
         val_fraction: float = 0.1
         seed: int = 0
+
+    @classmethod
+    def rows_of(cls, name: str, array: np.ndarray, rows: np.ndarray, params) -> torch.Tensor:
+        data = np.asarray(array[rows])
+        return torch.from_numpy(data.astype(np.float32) if data.dtype == np.float16 else data)
+
+    @classmethod
+    def encoder_options(cls, manifest: dict) -> tuple[dict, dict]:
+        return {}, {}
 
     @classmethod
     def load(cls, params, cache_dir: Path) -> MultimodalData:
@@ -68,13 +81,13 @@ class PreparedAV(DatasetBuilder):
         ok = np.array([r["ok"] for r in index], dtype=bool)
         labels = np.array([r["label"] for r in index], dtype=np.int64)
         splits = np.array([r["split"] for r in index])
-        frame_idx = evenly_spaced(arrays["frames"].shape[1], params.frames)
+        a_name, v_name = cls.arrays
 
         def take(mask: np.ndarray) -> Split:
             rows = np.flatnonzero(mask & ok)
             return Split(
-                torch.from_numpy(np.asarray(arrays["audio"][rows], dtype=np.float32)),
-                torch.from_numpy(np.ascontiguousarray(arrays["frames"][rows][:, frame_idx])),
+                cls.rows_of(a_name, arrays[a_name], rows, params),
+                cls.rows_of(v_name, arrays[v_name], rows, params),
                 torch.from_numpy(labels[rows]),
             )
 
@@ -98,10 +111,31 @@ class PreparedAV(DatasetBuilder):
             name=cls.name,
             **parts,
             class_names=manifest["class_names"],
-            modality_names=("audio", "visual"),
-            default_encoders=("resnet18-audio", "resnet18-frames"),
+            modality_names=cls.modality_names,
+            default_encoders=cls.default_encoders,
             notes={"cache": str(params.cache), "skipped": manifest["skipped"]},
+            encoder_options=cls.encoder_options(manifest),
         )
+
+
+class PreparedAV(PreparedDataset):
+    arrays = ("audio", "frames")
+    modality_names = ("audio", "visual")
+    default_encoders = ("resnet18-audio", "resnet18-frames")
+
+    @dataclass
+    class Params:
+        cache: str = ""
+        frames: int = 2  # frames used per clip, evenly spaced over the stored ones
+        val_fraction: float = 0.1
+        seed: int = 0
+
+    @classmethod
+    def rows_of(cls, name: str, array: np.ndarray, rows: np.ndarray, params) -> torch.Tensor:
+        if name != "frames":
+            return super().rows_of(name, array, rows, params)
+        picks = evenly_spaced(array.shape[1], params.frames)
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(array[rows])[:, picks]))
 
 
 @DATASETS.register("crema-d")
@@ -112,3 +146,17 @@ class CremaD(PreparedAV):
 @DATASETS.register("ave")
 class AVE(PreparedAV):
     name = "ave"
+
+
+@DATASETS.register("crisismmd")
+class CrisisMMD(PreparedDataset):
+    """CrisisMMD image (a) and tweet text (v); val is the dataset's dev split."""
+
+    name = "crisismmd"
+    arrays = ("image", "text")
+    modality_names = ("image", "text")
+    default_encoders = ("densenet121-image", "bert-text")
+
+    @classmethod
+    def encoder_options(cls, manifest: dict) -> tuple[dict, dict]:
+        return {}, {"vocab_size": manifest["params"]["vocab_size"]}

@@ -59,6 +59,14 @@ def build_encoders(data: MultimodalData, cfg: ModelConfig) -> tuple[nn.Module, n
         cfg.encoder_a if cfg.encoder_a != "auto" else data.default_encoders[0],
         cfg.encoder_v if cfg.encoder_v != "auto" else data.default_encoders[1],
     )
-    return tuple(  # type: ignore[return-value]
-        ENCODERS.get(name)(shape, cfg.feature_dim) for name, shape in zip(names, data.shapes)
-    )
+    encoders = []
+    for i, side in enumerate("av"):
+        options = {**data.encoder_options[i], **getattr(cfg, f"options_{side}")}
+        factory = ENCODERS.get(names[i])
+        try:
+            encoders.append(factory(data.shapes[i], cfg.feature_dim, **options))
+        except TypeError as exc:
+            raise ValueError(
+                f"model.options_{side} = {options}: not accepted by encoder {names[i]!r} ({exc})"
+            ) from None
+    return encoders[0], encoders[1]

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from fedcmi.registry import Registry
 
-EncoderFactory = Callable[[tuple[int, ...], int], nn.Module]
+EncoderFactory = Callable[..., nn.Module]  # (input shape, feature_dim, **options)
 ENCODERS: Registry[EncoderFactory] = Registry("encoder")
 
 
@@ -101,26 +101,59 @@ def mlp(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
 
 
 @ENCODERS.register("resnet18-audio")
-def resnet18_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
-    """ResNet-18 on a 1-channel log-spectrogram (freq, time), from scratch."""
-    from fedcmi.models.resnet import SpectrogramResNet
+def resnet18_audio(shape: tuple[int, ...], feature_dim: int, pretrained: str = "") -> nn.Module:
+    """ResNet-18 on a 1-channel log-spectrogram (freq, time); from scratch unless
+    ``pretrained`` names a local torchvision-format state dict."""
+    from fedcmi.models.resnet import SpectrogramResNet, load_pretrained
 
     if len(shape) != 2:
         raise ValueError(f"resnet18-audio expects (freq, time) inputs, got shape {shape}")
-    return SpectrogramResNet(feature_dim)
+    encoder = SpectrogramResNet(feature_dim)
+    if pretrained:
+        load_pretrained(encoder.trunk, pretrained)
+    return encoder
 
 
 @ENCODERS.register("resnet18-frames")
-def resnet18_frames(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
-    """2D ResNet-18 over F RGB frames, pooled over frames and space, from scratch."""
-    from fedcmi.models.resnet import FrameResNet
+def resnet18_frames(shape: tuple[int, ...], feature_dim: int, pretrained: str = "") -> nn.Module:
+    """2D ResNet-18 over F RGB frames, pooled over frames and space; from scratch unless
+    ``pretrained`` names a local torchvision-format state dict."""
+    from fedcmi.models.resnet import FrameResNet, load_pretrained
+
+    encoder = FrameResNet(feature_dim)
+    if pretrained:
+        load_pretrained(encoder.trunk, pretrained)
 
     if len(shape) == 4 and shape[-1] == 3:  # prepared uint8 frames (F, S, S, 3)
         from fedcmi.models.resnet import FrameInput
 
-        return nn.Sequential(FrameInput(crop=min(shape[1], 224)), FrameResNet(feature_dim))
+        return nn.Sequential(FrameInput(crop=min(shape[1], 224)), encoder)
     if len(shape) != 4 or shape[1] != 3:
         raise ValueError(
             f"resnet18-frames expects (frames, 3, H, W) or uint8 (frames, S, S, 3), got {shape}"
         )
-    return FrameResNet(feature_dim)
+    return encoder
+
+
+@ENCODERS.register("densenet121-image")
+def densenet121_image(
+    shape: tuple[int, ...], feature_dim: int, pretrained: str = "", crop: int | None = None
+) -> nn.Module:
+    """DenseNet-121 on uint8 (S, S, 3) images: random crop when training, centre crop in
+    evaluation (``crop`` default min(S, 224))."""
+    from fedcmi.models.densenet import DenseNetImage
+
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ValueError(f"densenet121-image expects uint8 (S, S, 3) images, got shape {shape}")
+    return DenseNetImage(shape[0], feature_dim, crop, pretrained)
+
+
+@ENCODERS.register("bert-text")
+def bert_text(shape: tuple[int, ...], feature_dim: int, **options) -> nn.Module:
+    """BERT over token ids (L,); options: pretrained (local folder), vocab_size,
+    hidden_size, layers, heads, intermediate_size."""
+    from fedcmi.models.text import BertText
+
+    if len(shape) != 1:
+        raise ValueError(f"bert-text expects token ids (length,), got shape {shape}")
+    return BertText(feature_dim, max_length=shape[0], **options)

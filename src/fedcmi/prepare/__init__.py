@@ -1,8 +1,7 @@
-"""Preparation of the paper's datasets from a user's disk (CREMA-D, AVE).
+"""Preparation of the paper's datasets from a user's disk (CREMA-D, AVE, CrisisMMD).
 
 ``prepare(name, src, out, overrides, workers)`` indexes the raw layout, decodes every
 clip in ``workers`` processes and writes a cache (see :mod:`fedcmi.prepare.cache`).
-CrisisMMD's index parser is in :mod:`fedcmi.prepare.crisismmd`; its cache is not done yet.
 """
 
 from __future__ import annotations
@@ -13,23 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import build_dataclass
-from fedcmi.prepare import ave, crema_d
-from fedcmi.prepare.cache import ArraySpec, CacheSpec, build_cache
+from fedcmi.prepare import ave, crema_d, crisismmd
+from fedcmi.prepare.cache import CacheSpec, build_cache
 
-PREPARERS = {"crema-d": crema_d, "ave": ave}
-FREQ_BINS = 257
-
-
-def _arrays(params: Any) -> dict[str, ArraySpec]:
-    from fedcmi.prepare.spectrogram import NOVERLAP, NPERSEG, SAMPLE_RATE
-
-    samples = int(round(params.seconds * SAMPLE_RATE))
-    frames_t = 1 + (samples - NPERSEG) // (NPERSEG - NOVERLAP)
-    s = params.frame_size
-    return {
-        "audio": ArraySpec((FREQ_BINS, frames_t), "float16"),
-        "frames": ArraySpec((params.frames, s, s, 3), "uint8"),
-    }
+PREPARERS = {"crema-d": crema_d, "ave": ave, "crisismmd": crisismmd}
 
 
 def prepare(
@@ -50,7 +36,13 @@ def prepare(
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: not a folder")
     jobs, skipped, classes = module.index_clips(src, params)
+    derived = getattr(module, "derived_params", lambda _: {})
     spec = CacheSpec(
-        name, {"src": str(src.resolve()), **asdict(params)}, _arrays(params), classes, jobs, skipped
+        name,
+        {"src": str(src.resolve()), **asdict(params), **derived(params)},
+        module.array_specs(params),
+        classes,
+        jobs,
+        skipped,
     )
     return build_cache(out, spec, module.prepare_clip, workers, force, on_progress)

@@ -77,6 +77,12 @@ class PrepareParams:
     frames: int = 10  # frames at 1 fps inside the event window, topped up to this many
 
 
+def array_specs(p: PrepareParams) -> dict:
+    from fedcmi.prepare.spectrogram import av_array_specs
+
+    return av_array_specs(p.seconds, p.frames, p.frame_size)
+
+
 def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
     """Jobs from the dataset's own train/val/test lists; skips are reported."""
     from fedcmi.prepare.cache import ClipJob

@@ -141,6 +141,12 @@ def _sources(src: Path, key: str, p: PrepareParams) -> tuple[dict[str, Any] | No
     return source, ""
 
 
+def array_specs(p: PrepareParams) -> dict:
+    from fedcmi.prepare.spectrogram import av_array_specs
+
+    return av_array_specs(p.seconds, p.frames, p.frame_size)
+
+
 def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
     """Jobs (one per usable clip), skip records and class names for a raw CREMA-D folder."""
     from fedcmi.prepare.cache import ClipJob

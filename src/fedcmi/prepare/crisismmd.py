@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 TASKS = ("informative", "humanitarian", "damage")
 SPLITS = ("train", "dev", "test")
@@ -72,3 +76,111 @@ def read_pairs(
                 )
             )
     return pairs
+
+
+# ---------------------------------------------------------------------------------
+# Preparation: TSVs + images -> cache
+# ---------------------------------------------------------------------------------
+
+SPLIT_NAMES = {"train": "train", "dev": "val", "test": "test"}
+
+
+@dataclass
+class PrepareParams:
+    """``fedcmi data prepare crisismmd`` knobs (``--set key=value``)."""
+
+    task: str = "informative"  # informative | humanitarian | damage
+    label_column: str = "label"  # label | label_text | label_image
+    consistent_only: bool = False  # keep pairs whose text and image labels agree
+    humanitarian_classes: int = 8  # 8, or 6 (injured/missing -> affected_individuals)
+    image_size: int = 228  # padded to square, resized once; crop 224 at training time
+    max_length: int = 40
+    tokenizer: str = ""  # a local BERT tokenizer folder, or a vocab.txt file (required)
+
+
+def array_specs(p: PrepareParams) -> dict:
+    from fedcmi.prepare.cache import ArraySpec
+
+    return {
+        "image": ArraySpec((p.image_size, p.image_size, 3), "uint8"),
+        "text": ArraySpec((p.max_length,), "int32"),
+    }
+
+
+def derived_params(p: PrepareParams) -> dict:
+    """Recorded in the manifest: the tokenizer's vocabulary size, for the text encoder."""
+    return {"vocab_size": len(load_tokenizer(p.tokenizer))} if p.tokenizer else {}
+
+
+def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
+    from fedcmi.prepare.cache import ClipJob
+
+    if not p.tokenizer:
+        raise ValueError(
+            "crisismmd needs --set tokenizer=PATH (a local BERT tokenizer or vocab.txt)"
+        )
+    if p.humanitarian_classes not in (6, 8):
+        raise ValueError(f"humanitarian_classes = {p.humanitarian_classes}: expected 6 or 8")
+    merge = p.task == "humanitarian" and p.humanitarian_classes == 6
+    src = Path(src)
+    pairs = {
+        split: read_pairs(task_file(src, p.task, split), p.label_column, p.consistent_only, merge)
+        for split in SPLIT_NAMES
+    }
+    classes = sorted({pair.label for rows in pairs.values() for pair in rows})
+    jobs, skipped = [], []
+    for split, rows in pairs.items():
+        for pair in rows:
+            image = src / pair.image
+            if not image.is_file():
+                skipped.append({"path": str(image), "reason": f"{image}: missing image file"})
+                continue
+            source = {
+                "path": str(image),
+                "text": pair.text,
+                "size": p.image_size,
+                "max_length": p.max_length,
+                "tokenizer": p.tokenizer,
+            }
+            jobs.append(
+                ClipJob(pair.image_id, classes.index(pair.label), SPLIT_NAMES[split], source)
+            )
+    return jobs, skipped, classes
+
+
+@functools.lru_cache(maxsize=2)
+def load_tokenizer(path: str):
+    from transformers import BertTokenizerFast
+
+    target = Path(path)
+    if target.is_file():  # a vocab.txt; transformers 5 calls the argument "vocab"
+        params = inspect.signature(BertTokenizerFast.__init__).parameters
+        key = "vocab_file" if "vocab_file" in params else "vocab"
+        return BertTokenizerFast(**{key: str(target)}, do_lower_case=True)
+    if target.is_dir():
+        return BertTokenizerFast.from_pretrained(str(target), local_files_only=True)
+    raise FileNotFoundError(f"tokenizer {path}: no such file or folder")
+
+
+def square_image(path: str | Path, size: int) -> np.ndarray:
+    """Pad to a square (black, centred), resize to ``size``; uint8 (size, size, 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: cannot read image ({exc})") from None
+    side = max(rgb.size)
+    canvas = Image.new("RGB", (side, side))
+    canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
+    return np.asarray(canvas.resize((size, size), Image.BILINEAR))
+
+
+def prepare_clip(job) -> dict:
+    s = job.source
+    tokenizer = load_tokenizer(s["tokenizer"])
+    ids = tokenizer(s["text"], max_length=s["max_length"], padding="max_length", truncation=True)[
+        "input_ids"
+    ]
+    return {"image": square_image(s["path"], s["size"]), "text": np.asarray(ids, dtype=np.int32)}

@@ -53,3 +53,15 @@ def pmr_spectrogram(
     _, _, spec = spectrogram(x, sample_rate, nperseg=NPERSEG, noverlap=NOVERLAP)
     log_spec = np.log(spec + 1e-7)
     return ((log_spec - log_spec.mean()) / (log_spec.std() + 1e-9)).astype(np.float32)
+
+
+def av_array_specs(seconds: float, frames: int, frame_size: int) -> dict:
+    """Cache arrays of an audio-visual dataset: float16 spectrograms, uint8 frames."""
+    from fedcmi.prepare.cache import ArraySpec
+
+    samples = int(round(seconds * SAMPLE_RATE))
+    steps = 1 + (samples - NPERSEG) // (NPERSEG - NOVERLAP)
+    return {
+        "audio": ArraySpec((NPERSEG // 2 + 1, steps), "float16"),
+        "frames": ArraySpec((frames, frame_size, frame_size, 3), "uint8"),
+    }
