@@ -45,8 +45,8 @@ test: $(VENV)/.dev espeak browser
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedcmi.aggregation import ClientUpdate, State
 from fedcmi.algorithms import build_algorithm
 from fedcmi.config import Config, TrainConfig
-from fedcmi.data.base import MultimodalData
+from fedcmi.data.base import MultimodalData, Split
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
 from fedcmi.training import ClientData, RoundContext
@@ -46,6 +47,99 @@ def clone_state(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def seed_client_rngs(seed: int, round_idx: int, cid: int) -> torch.Generator:
+    """Seed the global torch RNG (augmentation) and return the batch-order generator for
+    one client's local training, both derived from (run seed, round, client) alone, so
+    a client trains identically in any process and any order (embedded or Flower)."""
+    generator = client_generator(seed, round_idx, cid)
+    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    return generator
+
+
+def make_client_data(
+    train: Split, indices: np.ndarray, modalities: str, cid: int, device: torch.device
+) -> ClientData:
+    """A client's partition on ``device``; the modality it lacks is None."""
+    index = torch.as_tensor(indices, device=device)
+    train = train.to(device)
+    return ClientData(
+        cid=cid,
+        modalities=modalities,
+        x_a=train.x_a[index] if "a" in modalities else None,
+        x_v=train.x_v[index] if "v" in modalities else None,
+        y=train.y[index],
+    )
+
+
+class ClientTrainer:
+    """Local training of any client from a global state, with one reusable model."""
+
+    def __init__(self, cfg: Config, data: MultimodalData, device: torch.device) -> None:
+        self.cfg = cfg
+        self.num_classes = data.num_classes
+        self.algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
+        torch.manual_seed(cfg.seed)  # the initial global model is this model's init
+        self.model = self.algorithm.build_model(data, cfg.model).to(device)
+
+    def initial_state(self) -> State:
+        return clone_state(self.model.state_dict())
+
+    def train(
+        self, client: ClientData, global_state: State, round_idx: int
+    ) -> tuple[ClientUpdate, dict[str, Any]]:
+        self.model.load_state_dict(global_state)
+        ctx = RoundContext(
+            round=round_idx,
+            lr=lr_at(round_idx, self.cfg.train, self.cfg.rounds),
+            train=self.cfg.train,
+            generator=seed_client_rngs(self.cfg.seed, round_idx, client.cid),
+            num_classes=self.num_classes,
+        )
+        logs = self.algorithm.local_train(self.model, global_state, client, ctx)
+        state = clone_state(self.model.state_dict())
+        update = ClientUpdate(client.cid, client.modalities, len(client), state)
+        info = {"cid": client.cid, "modalities": client.modalities, "num_samples": len(client)}
+        return update, {**info, **logs}
+
+
+def round_record(
+    round_idx: int,
+    cfg: Config,
+    selected: list[int],
+    client_logs: list[dict[str, Any]],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """One line of metrics.jsonl (no wall-clock values: identical runs give identical files)."""
+    losses = [c["loss"] for c in client_logs]
+    return {
+        "round": round_idx + 1,
+        "lr": lr_at(round_idx, cfg.train, cfg.rounds),
+        "clients": selected,
+        "train_loss": float(np.mean(losses)) if losses else None,
+        **evaluation,
+        "client_logs": client_logs,
+    }
+
+
+class Evaluator:
+    """Central evaluation of a global state on the val and test splits."""
+
+    def __init__(self, cfg: Config, data: MultimodalData, model: nn.Module, device: torch.device):
+        self.batch_size = cfg.eval.batch_size
+        self.num_classes = data.num_classes
+        self.model = model
+        self.val = data.val.to(device)
+        self.test = data.test.to(device)
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        self.model.load_state_dict(state)
+        bs, c = self.batch_size, self.num_classes
+        return {
+            "val": evaluate(self.model, self.val, bs, c),
+            "test": evaluate(self.model, self.test, bs, c),
+        }
+
+
 class EmbeddedEngine:
     """Runs rounds of a registered algorithm over a fixed federation, in one process."""
 
@@ -53,65 +147,25 @@ class EmbeddedEngine:
         self, cfg: Config, data: MultimodalData, federation: Federation, device: torch.device
     ) -> None:
         self.cfg = cfg
-        self.data = data
         self.federation = federation
-        self.device = device
-        self.algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
-        torch.manual_seed(cfg.seed)
-        self.model = self.algorithm.build_model(data, cfg.model).to(device)
-        self.global_state = clone_state(self.model.state_dict())
-        self.clients = self._client_data(data, federation, device)
-        self.val = data.val.to(device)
-        self.test = data.test.to(device)
+        self.trainer = ClientTrainer(cfg, data, device)
+        self.global_state = self.trainer.initial_state()
+        self.evaluate = Evaluator(cfg, data, self.trainer.model, device)
+        self.clients = [
+            make_client_data(data.train, idx, mods, cid, device)
+            for cid, (idx, mods) in enumerate(zip(federation.client_indices, federation.modalities))
+        ]
 
-    @staticmethod
-    def _client_data(
-        data: MultimodalData, federation: Federation, device: torch.device
-    ) -> list[ClientData]:
-        train = data.train.to(device)
-        clients = []
-        for cid, (idx, mods) in enumerate(zip(federation.client_indices, federation.modalities)):
-            index = torch.as_tensor(idx, device=device)
-            clients.append(
-                ClientData(
-                    cid=cid,
-                    modalities=mods,
-                    x_a=train.x_a[index] if "a" in mods else None,
-                    x_v=train.x_v[index] if "v" in mods else None,
-                    y=train.y[index],
-                )
-            )
-        return clients
+    @property
+    def algorithm(self):
+        return self.trainer.algorithm
 
     def train_client(self, cid: int, round_idx: int) -> tuple[ClientUpdate, dict[str, Any]]:
-        """Train one client from the current global state; returns its update and logs."""
-        client = self.clients[cid]
-        self.model.load_state_dict(self.global_state)
-        ctx = RoundContext(
-            round=round_idx,
-            lr=lr_at(round_idx, self.cfg.train, self.cfg.rounds),
-            train=self.cfg.train,
-            generator=client_generator(self.cfg.seed, round_idx, cid),
-            num_classes=self.data.num_classes,
-        )
-        logs = self.algorithm.local_train(self.model, self.global_state, client, ctx)
-        update = ClientUpdate(
-            cid, client.modalities, len(client), clone_state(self.model.state_dict())
-        )
-        return update, {
-            "cid": cid,
-            "modalities": client.modalities,
-            "num_samples": len(client),
-            **logs,
-        }
+        return self.trainer.train(self.clients[cid], self.global_state, round_idx)
 
     def run_round(self, round_idx: int) -> dict[str, Any]:
         """Train the round's clients, aggregate, evaluate; returns the round's record."""
-        selected = [
-            cid
-            for cid in self.federation.schedule[round_idx]
-            if self.algorithm.participates(self.federation.modalities[cid])
-        ]
+        selected = participants(self.algorithm, self.federation, round_idx)
         updates, client_logs = [], []
         for cid in selected:
             update, logs = self.train_client(cid, round_idx)
@@ -119,20 +173,15 @@ class EmbeddedEngine:
             client_logs.append(logs)
         if updates:  # a round where no sampled client can take part leaves the model as is
             self.global_state = self.algorithm.aggregate(self.global_state, updates)
-        losses = [c["loss"] for c in client_logs]
-        return {
-            "round": round_idx + 1,
-            "lr": lr_at(round_idx, self.cfg.train, self.cfg.rounds),
-            "clients": selected,
-            "train_loss": float(np.mean(losses)) if losses else None,
-            **self.evaluate(),
-            "client_logs": client_logs,
-        }
+        return round_record(
+            round_idx, self.cfg, selected, client_logs, self.evaluate(self.global_state)
+        )
 
-    def evaluate(self) -> dict[str, Any]:
-        self.model.load_state_dict(self.global_state)
-        bs, c = self.cfg.eval.batch_size, self.data.num_classes
-        return {
-            "val": evaluate(self.model, self.val, bs, c),
-            "test": evaluate(self.model, self.test, bs, c),
-        }
+
+def participants(algorithm, federation: Federation, round_idx: int) -> list[int]:
+    """The round's sampled clients that can take part in ``algorithm``."""
+    return [
+        cid
+        for cid in federation.schedule[round_idx]
+        if algorithm.participates(federation.modalities[cid])
+    ]

@@ -21,8 +21,9 @@ import torch
 from fedcmi import __version__
 from fedcmi.config import Config
 from fedcmi.data import load_dataset
+from fedcmi.data.base import MultimodalData
 from fedcmi.engine import EmbeddedEngine, select_device
-from fedcmi.federation import build_federation
+from fedcmi.federation import Federation, build_federation
 
 SELECTION_KEY = "acc"  # best round = highest val fused accuracy (earliest on ties)
 
@@ -72,6 +73,64 @@ class BestTracker:
             self.best = {"round": record["round"], "val": record["val"], "test": record["test"]}
 
 
+class RunWriter:
+    """Writes a run folder for any engine: config and manifest at the start, one
+    metrics line per round, the final state and the summary at the end."""
+
+    def __init__(self, out_dir: str | Path, cfg: Config) -> None:
+        self.out = prepare_run_dir(Path(out_dir))
+        self.cfg = cfg
+        self.tracker = BestTracker()
+        self.last: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.train_started = self.started
+        self._metrics = None
+
+    def start(self, data: MultimodalData, federation: Federation) -> None:
+        (self.out / "config.toml").write_text(self.cfg.to_toml(), encoding="utf-8")
+        labels = data.train.y.numpy()
+        write_json(
+            self.out / "manifest.json",
+            {"dataset": data.info(), **federation.manifest(labels, data.class_names)},
+        )
+        self._metrics = open(self.out / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self.train_started = time.perf_counter()
+
+    def record(self, record: dict[str, Any]) -> None:
+        assert self._metrics is not None, "start() first"
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+        self.tracker.update(record)
+        self.last = record
+
+    def finish(self, global_state: dict, device: str, engine: str) -> dict[str, Any]:
+        if self._metrics is not None:
+            self._metrics.close()
+        train_seconds = time.perf_counter() - self.train_started
+        torch.save(global_state, self.out / "final.pt")
+        best, last, cfg = self.tracker.best, self.last, self.cfg
+        assert best is not None, "no round was recorded"
+        summary = {
+            "fedcmi_version": __version__,
+            "engine": engine,
+            "algorithm": cfg.algorithm.name,
+            "dataset": cfg.data.name,
+            "seed": cfg.seed,
+            "rounds": cfg.rounds,
+            "device": device,
+            "selection": f"best round by val {SELECTION_KEY}",
+            "best_round": best["round"],
+            "best": {"val": _scalars(best["val"]), "test": _scalars(best["test"])},
+            "last": {"val": _scalars(last["val"]), "test": _scalars(last["test"])},
+            "best_test_per_class_acc": best["test"]["per_class_acc"],
+            "setup_seconds": round(self.train_started - self.started, 3),
+            "train_seconds": round(train_seconds, 3),
+            "seconds_per_round": round(train_seconds / cfg.rounds, 4),
+        }
+        write_json(self.out / "summary.json", summary)
+        return summary
+
+
 def run_experiment(
     cfg: Config,
     out_dir: str | Path,
@@ -79,51 +138,19 @@ def run_experiment(
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg`` on the embedded engine, writing the run folder; returns the summary."""
-    out = prepare_run_dir(Path(out_dir))
+    writer = RunWriter(out_dir, cfg)
     configure_torch(cfg)
-    started = time.perf_counter()
     data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
     federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    (out / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
-    write_json(
-        out / "manifest.json",
-        {"dataset": data.info(), **federation.manifest(data.train.y.numpy(), data.class_names)},
-    )
     device = select_device(cfg.engine.device)
     engine = EmbeddedEngine(cfg, data, federation, device)
-    setup_seconds = time.perf_counter() - started
-    tracker = BestTracker()
-    last: dict[str, Any] = {}
-    train_started = time.perf_counter()
-    with open(out / "metrics.jsonl", "w", encoding="utf-8") as fh:
-        for t in range(cfg.rounds):
-            last = engine.run_round(t)
-            fh.write(json.dumps(last) + "\n")
-            fh.flush()
-            tracker.update(last)
-            if on_round is not None:
-                on_round(last)
-    train_seconds = time.perf_counter() - train_started
-    torch.save(engine.global_state, out / "final.pt")
-    assert tracker.best is not None
-    summary = {
-        "fedcmi_version": __version__,
-        "algorithm": cfg.algorithm.name,
-        "dataset": cfg.data.name,
-        "seed": cfg.seed,
-        "rounds": cfg.rounds,
-        "device": str(device),
-        "selection": f"best round by val {SELECTION_KEY}",
-        "best_round": tracker.best["round"],
-        "best": {"val": _scalars(tracker.best["val"]), "test": _scalars(tracker.best["test"])},
-        "last": {"val": _scalars(last["val"]), "test": _scalars(last["test"])},
-        "best_test_per_class_acc": tracker.best["test"]["per_class_acc"],
-        "setup_seconds": round(setup_seconds, 3),
-        "train_seconds": round(train_seconds, 3),
-        "seconds_per_round": round(train_seconds / cfg.rounds, 4),
-    }
-    write_json(out / "summary.json", summary)
-    return summary
+    writer.start(data, federation)
+    for t in range(cfg.rounds):
+        record = engine.run_round(t)
+        writer.record(record)
+        if on_round is not None:
+            on_round(record)
+    return writer.finish(engine.global_state, str(device), engine="embedded")
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
