@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[data,paper,dev]"
+	$(PIP) install -q -e ".[data,paper,flower,dev]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -42,6 +42,11 @@ def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from fedcmi.runner import run_experiment
 
+    if args.engine == "flower":
+        try:
+            from fedcmi.flower.simulation import run_flower_simulation as run_experiment  # noqa: F811
+        except ImportError:
+            raise CLIError("--engine flower needs Flower: pip install 'fedcmi[flower]'") from None
     cfg_path = resolve_config(args.config)
     cfg = load_config(cfg_path, args.set)
     out = Path(args.out) if args.out else default_out_dir(cfg_path, cfg.algorithm.name, cfg.seed)
@@ -60,11 +65,14 @@ class _progress:
     """A tqdm bar over rounds whose postfix shows the latest val/test metrics."""
 
     def __init__(self, rounds: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=rounds, unit="round", dynamic_ncols=True)
+        self.rounds = rounds
+        self.bar = None  # opened at the first round, so set-up time does not skew the rate
 
     def update_round(self, record: dict[str, Any]) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.rounds, unit="round", dynamic_ncols=True)
         test = record["test"]
         loss = record["train_loss"]
         post = {
@@ -76,7 +84,8 @@ class _progress:
         self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -229,6 +238,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    try:
+        from fedcmi.flower.certs import make_certificates
+    except ImportError:
+        raise CLIError(
+            "certificates need the cryptography package (pip install 'fedcmi[flower]')"
+        ) from None
+    hosts = tuple(args.host) or ("localhost", "127.0.0.1")
+    for name, path in make_certificates(args.folder, hosts).items():
+        print(f"{name:12s} {path}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fedcmi.report import build_report
 
@@ -250,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="run folder (default: runs/<preset>-seed<seed>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--engine",
+        choices=["embedded", "flower"],
+        default="embedded",
+        help="embedded (default, in-process) or flower (Flower's simulation engine)",
+    )
     run.set_defaults(func=cmd_run)
     data = sub.add_parser("data", help="build or describe a dataset")
     data.add_argument("action", choices=["build", "info", "prepare"])
@@ -287,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("runs", nargs="+", help="run folders")
     plot.add_argument("--out", help="output folder (default: <first run>/plots)")
     plot.set_defaults(func=cmd_plot)
+    flower = sub.add_parser("flower", help="Flower deployment helpers")
+    flower_sub = flower.add_subparsers(dest="flower_command", required=True)
+    certs = flower_sub.add_parser("certs", help="test CA, server and client certificates (PEM)")
+    certs.add_argument("folder")
+    certs.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="server host name or IP for the certificate (repeatable; "
+        "default localhost and 127.0.0.1)",
+    )
+    certs.set_defaults(func=cmd_certs)
     report = sub.add_parser("report", help="self-contained HTML report of a run or sweep folder")
     report.add_argument("target", help="a run folder or a sweep folder")
     report.add_argument("--out", help="HTML file (default: <target>/report.html)")

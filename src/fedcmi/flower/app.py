@@ -1,0 +1,158 @@
+"""``ClientApp`` and ``ServerApp`` of FedCMI on Flower.
+
+Every node runs one client of the federation: its ``node_config`` gives
+``partition-id`` (the client id), ``num-partitions`` (must equal
+``federation.num_clients``) and optionally ``data-dir`` (the dataset cache folder on that
+machine). Each node builds the dataset and the federation from the run config itself
+(they are deterministic given the seed) and trains its own partition. The ServerApp
+reads ``config`` (a TOML path) or ``config-toml`` (its text) and ``out`` (the run folder)
+from the run config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+
+from fedcmi.engine import Evaluator, make_client_data
+from fedcmi.flower.common import (
+    config_from_toml,
+    from_record,
+    logs_to_json,
+    to_record,
+    workspace,
+)
+from fedcmi.flower.strategy import FedCMIStrategy
+from fedcmi.runner import RunWriter
+
+client_app = ClientApp()
+server_app = ServerApp()
+NODE_WAIT_SECONDS = 300
+
+
+@client_app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Tell the server which partition (client id) this node holds."""
+    pid = int(context.node_config["partition-id"])
+    return Message(RecordDict({"node": ConfigRecord({"partition-id": pid})}), reply_to=msg)
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    config = msg.content["config"]
+    pid = int(context.node_config["partition-id"])
+    cid, round_idx = int(config["cid"]), int(config["round"])
+    if cid != pid:
+        raise ValueError(f"node holds partition {pid} but was asked to train client {cid}")
+    data_dir = context.node_config.get("data-dir") or config.get("data-dir")
+    ws = workspace(str(config["config-toml"]), str(data_dir) if data_dir else None)
+    n_parts = int(context.node_config.get("num-partitions", ws.cfg.federation.num_clients))
+    if n_parts != ws.cfg.federation.num_clients:
+        raise ValueError(
+            f"num-partitions = {n_parts} but federation.num_clients = "
+            f"{ws.cfg.federation.num_clients}"
+        )
+    client = make_client_data(
+        ws.data.train,
+        ws.federation.client_indices[pid],
+        ws.federation.modalities[pid],
+        pid,
+        ws.device,
+    )
+    global_state = from_record(msg.content["arrays"], ws.device)
+    update, logs = ws.trainer.train(client, global_state, round_idx)
+    done = context.state.get("fedcmi")  # per-client persistent state across rounds
+    rounds_trained = int(done["rounds-trained"]) + 1 if done is not None else 1
+    context.state["fedcmi"] = MetricRecord(
+        {"rounds-trained": rounds_trained, "last-round": round_idx}
+    )
+    content = RecordDict(
+        {
+            "arrays": to_record(update.state),
+            "metrics": MetricRecord(
+                {"num-examples": update.num_samples, "loss": float(logs["loss"])}
+            ),
+            "info": ConfigRecord(
+                {"cid": pid, "modalities": update.modalities, "logs": logs_to_json(logs)}
+            ),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+def discover_nodes(
+    grid: Grid, num_clients: int, timeout: float = NODE_WAIT_SECONDS
+) -> dict[int, int]:
+    """Map client id -> node id by asking every node for its partition-id."""
+    deadline = time.monotonic() + timeout
+    node_ids = list(grid.get_node_ids())
+    while len(node_ids) < num_clients:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(node_ids)} of {num_clients} SuperNodes connected")
+        time.sleep(1.0)
+        node_ids = list(grid.get_node_ids())
+    queries = [Message(RecordDict(), message_type="query", dst_node_id=n) for n in node_ids]
+    node_of: dict[int, int] = {}
+    for reply in grid.send_and_receive(queries, timeout=timeout):
+        if reply.has_error():
+            raise RuntimeError(f"node {reply.metadata.src_node_id} failed the query: {reply.error}")
+        pid = int(reply.content["node"]["partition-id"])
+        if pid in node_of:
+            raise RuntimeError(f"two nodes claim partition-id {pid}")
+        node_of[pid] = reply.metadata.src_node_id
+    missing = sorted(set(range(num_clients)) - set(node_of))
+    if missing:
+        raise RuntimeError(f"no node holds partition(s) {missing}")
+    return node_of
+
+
+def serve(
+    grid: Grid,
+    config_toml: str,
+    out: str | Path,
+    data_dir: str | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The server side of a run: the same run folder as the embedded engine."""
+    cfg = config_from_toml(config_toml)
+    writer = RunWriter(out, cfg)
+    ws = workspace(config_toml, data_dir)
+    initial = ws.trainer.initial_state()  # the seeded init, as in the embedded engine
+    evaluator = Evaluator(cfg, ws.data, ws.trainer.model, ws.device)
+    node_of = discover_nodes(grid, cfg.federation.num_clients)
+    writer.start(ws.data, ws.federation)
+    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, initial)
+    strategy.on_round = on_round
+    strategy.start(
+        grid=grid,
+        initial_arrays=to_record(initial),
+        num_rounds=cfg.rounds,
+        train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
+        evaluate_fn=strategy.evaluate_round,
+    )
+    return writer.finish(strategy.global_state, str(ws.device), engine="flower")
+
+
+@server_app.main()
+def main(grid: Grid, context: Context) -> None:
+    run_config = context.run_config
+    if "config-toml" in run_config and run_config["config-toml"]:
+        text = str(run_config["config-toml"])
+    else:
+        text = config_text(str(run_config.get("config", "configs/av-digits-fedcmi.toml")))
+    out = str(run_config.get("out", "runs/flower")) + f"-{time.strftime('%Y%m%d-%H%M%S')}"
+    data_dir = run_config.get("data-dir") or None
+    serve(grid, text, out, str(data_dir) if data_dir else None)
+
+
+def config_text(path: str, overrides: list[str] | None = None) -> str:
+    """A resolved config's TOML text (what travels to every node)."""
+    from fedcmi.config import load_config
+
+    return load_config(path, overrides).to_toml()

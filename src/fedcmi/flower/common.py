@@ -1,0 +1,69 @@
+"""Conversions between the core's objects and Flower records, and per-process caches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord
+
+from fedcmi.config import Config, config_from_dict
+from fedcmi.data import load_dataset
+from fedcmi.data.base import MultimodalData
+from fedcmi.engine import ClientTrainer, select_device
+from fedcmi.federation import Federation, build_federation
+from fedcmi.runner import configure_torch
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def config_from_toml(text: str) -> Config:
+    return config_from_dict(tomllib.loads(text))
+
+
+def to_record(state: dict[str, torch.Tensor]) -> ArrayRecord:
+    return ArrayRecord({k: v.detach().cpu() for k, v in state.items()})
+
+
+def from_record(record: ArrayRecord, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in record.to_torch_state_dict().items()}
+
+
+@dataclass
+class Workspace:
+    """What one process needs to train clients of a run: data, federation, trainer."""
+
+    cfg: Config
+    data: MultimodalData
+    federation: Federation
+    trainer: ClientTrainer
+    device: torch.device
+
+
+_WORKSPACES: dict[str, Workspace] = {}
+
+
+def workspace(config_toml: str, data_dir: str | None) -> Workspace:
+    """Built once per process and run config (datasets load from ``data_dir``'s cache)."""
+    key = hashlib.sha256(f"{config_toml}\0{data_dir}".encode()).hexdigest()
+    if key not in _WORKSPACES:
+        cfg = config_from_toml(config_toml)
+        configure_torch(cfg)
+        data = load_dataset(cfg.data.name, cfg.data.params, Path(data_dir) if data_dir else None)
+        federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+        device = select_device(cfg.engine.device)
+        _WORKSPACES[key] = Workspace(
+            cfg, data, federation, ClientTrainer(cfg, data, device), device
+        )
+    return _WORKSPACES[key]
+
+
+def logs_to_json(logs: dict[str, Any]) -> str:
+    return json.dumps(logs)
