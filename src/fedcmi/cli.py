@@ -251,6 +251,36 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedcmi.bench import bench_engines, default_workload
+
+    cfg_path = resolve_config(args.config)
+    cfg = load_config(cfg_path, args.set) if cfg_path else default_workload(args.set)
+    results = bench_engines(cfg, deployment=args.deployment)
+    table = Table(
+        title=f"engines: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds, "
+        f"{cfg.federation.num_clients} clients"
+    )
+    for col in ("engine", "s/round", "x embedded", "start-up s", "total s", "test acc"):
+        table.add_column(col, justify="right")
+    for name, row in results.items():
+        table.add_row(
+            name,
+            f"{row['seconds_per_round']:.3f}",
+            f"{row['ratio_to_embedded']:.1f}",
+            f"{row['startup_seconds']:.1f}",
+            f"{row['total_seconds']:.1f}",
+            f"{row['final_test_acc']:.4f}",
+        )
+    Console(width=120).print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fedcmi.report import build_report
 
@@ -315,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("runs", nargs="+", help="run folders")
     plot.add_argument("--out", help="output folder (default: <first run>/plots)")
     plot.set_defaults(func=cmd_plot)
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    engines = bench_sub.add_parser("engines", help="per-round time: embedded vs Flower")
+    engines.add_argument("--config", help="workload preset (default: a small synthetic one)")
+    engines.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    engines.add_argument(
+        "--deployment",
+        action="store_true",
+        help="also a loopback TLS deployment (SuperLink + SuperNodes)",
+    )
+    engines.add_argument("--json", help="write the figures to this JSON file")
+    engines.set_defaults(func=cmd_bench)
     flower = sub.add_parser("flower", help="Flower deployment helpers")
     flower_sub = flower.add_subparsers(dest="flower_command", required=True)
     certs = flower_sub.add_parser("certs", help="test CA, server and client certificates (PEM)")

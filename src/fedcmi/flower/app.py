@@ -146,7 +146,9 @@ def main(grid: Grid, context: Context) -> None:
         text = str(run_config["config-toml"])
     else:
         text = config_text(str(run_config.get("config", "configs/av-digits-fedcmi.toml")))
-    out = str(run_config.get("out", "runs/flower")) + f"-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(str(run_config.get("out", "runs/flower")))
+    if out.exists() and any(out.iterdir()):  # never overwrite: a fresh, timestamped folder
+        out = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     data_dir = run_config.get("data-dir") or None
     serve(grid, text, out, str(data_dir) if data_dir else None)
 

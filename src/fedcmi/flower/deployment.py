@@ -1,0 +1,140 @@
+"""A local TLS Flower deployment (SuperLink + SuperNodes on 127.0.0.1) for the tests and
+``fedcmi bench engines``. Every process starts in its own session, so stopping kills
+exactly the process groups started here, children included, also when a run fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]  # the source checkout holding pyproject.toml
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited early; log:\n{log.read_text()[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"port {port} did not open in {timeout} s; log:\n{log.read_text()[-2000:]}")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def tls_deployment(workdir: Path, num_nodes: int, certs: dict[str, Path], data_dir: Path):
+    """Yield (env, connection name) for `flwr run` against a fresh TLS deployment."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_HOME": str(workdir / "flwr-home"),
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "FEDCMI_CACHE": str(data_dir),
+    }
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen:
+        log = workdir / f"{name}.log"
+        proc = subprocess.Popen(
+            args,
+            stdout=open(log, "w"),  # noqa: SIM115 - the child process owns it
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
+        procs.append(proc)
+        return proc
+
+    try:
+        port = free_port()
+        link = start(
+            "superlink",
+            [
+                str(BIN / "flower-superlink"),
+                "--ssl-ca-certfile",
+                str(certs["ca"]),
+                "--ssl-certfile",
+                str(certs["server_cert"]),
+                "--ssl-keyfile",
+                str(certs["server_key"]),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--disable-runtime-dependency-installation",
+            ],
+        )
+        wait_for_port(port, 90, link, workdir / "superlink.log")
+        for i in range(num_nodes):
+            start(
+                f"supernode{i}",
+                [
+                    str(BIN / "flower-supernode"),
+                    "--superlink",
+                    f"127.0.0.1:{port}",
+                    "--root-certificates",
+                    str(certs["ca"]),
+                    "--port",
+                    str(free_port()),
+                    "--node-config",
+                    f"partition-id={i} num-partitions={num_nodes} data-dir='{data_dir}'",
+                ],
+            )
+        home = workdir / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            '[superlink]\ndefault = "tls-local"\n\n[superlink.tls-local]\n'
+            f'address = "127.0.0.1:{port}"\nroot-certificates = "{certs["ca"]}"\n'
+        )
+        yield env, "tls-local"
+    finally:
+        stop(procs)
+
+
+def flwr_run(
+    env: dict, connection: str, config: Path, out: Path, timeout: float
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(BIN / "flwr"),
+            "run",
+            str(REPO),
+            connection,
+            "--stream",
+            "--run-config",
+            f"config='{config}' out='{out}'",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
