@@ -78,6 +78,11 @@ class EngineConfig:
     device: str = "auto"
     deterministic: bool = True
     threads: int | None = None
+    # fp32; tf32 (CUDA matmuls/convolutions in TF32); bf16 (autocast of the local
+    # forward passes to bfloat16, on CUDA GPUs that support it and on CPU).
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    channels_last: bool = False  # NHWC memory format for convolutional encoders
+    compile: bool = False  # torch.compile the encoders (in place; state-dict keys unchanged)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from fedcmi.config import Config, TrainConfig
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
+from fedcmi.speed import autocast_factory, prepare_model
 from fedcmi.training import ClientData, RoundContext
 
 
@@ -79,10 +80,14 @@ class ClientTrainer:
         self.num_classes = data.num_classes
         self.algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
         torch.manual_seed(cfg.seed)  # the initial global model is this model's init
-        self.model = self.algorithm.build_model(data, cfg.model).to(device)
+        self.model = prepare_model(
+            self.algorithm.build_model(data, cfg.model).to(device), cfg.engine
+        )
+        self.autocast = autocast_factory(cfg.engine, device)
 
     def initial_state(self) -> State:
-        return clone_state(self.model.state_dict())
+        # Contiguous copies: a channels_last model must not leak its layout into states.
+        return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
 
     def train(
         self, client: ClientData, global_state: State, round_idx: int
@@ -94,6 +99,7 @@ class ClientTrainer:
             train=self.cfg.train,
             generator=seed_client_rngs(self.cfg.seed, round_idx, client.cid),
             num_classes=self.num_classes,
+            autocast=self.autocast,
         )
         logs = self.algorithm.local_train(self.model, global_state, client, ctx)
         state = clone_state(self.model.state_dict())

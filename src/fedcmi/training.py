@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +39,8 @@ class RoundContext:
     generator: torch.Generator  # CPU generator seeded per (run seed, round, client)
     num_classes: int
     logs: dict = field(default_factory=dict)
+    # Wraps each batch's forward pass and loss (mixed precision); none by default.
+    autocast: Callable[[], AbstractContextManager] = nullcontext
 
 
 @dataclass
@@ -116,7 +119,8 @@ def train_local(
     steps = 0
     for batch in iterate_batches(client, ctx):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(batch)
+        with ctx.autocast():
+            loss = loss_fn(batch)
         loss.backward()
         if after_backward is not None:
             after_backward()

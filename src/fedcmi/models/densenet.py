@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.models.resnet import IMAGENET_MEAN, IMAGENET_STD
+from fedcmi.models.resnet import IMAGENET_MEAN, IMAGENET_STD, match_memory_format
 
 
 class DenseLayer(nn.Sequential):
@@ -66,7 +66,7 @@ class DenseNet121Trunk(nn.Module):
         self.out_channels = c
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.features(x))
+        return F.relu(self.features(match_memory_format(x, self.features.conv0.weight)))
 
 
 def load_pretrained(trunk: DenseNet121Trunk, path: str | Path) -> None:

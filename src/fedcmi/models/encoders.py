@@ -61,7 +61,9 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(2 * width * (h // 4) * (w // 4), feature_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.net(x).flatten(1))
+        from fedcmi.models.resnet import match_memory_format
+
+        return self.fc(self.net(match_memory_format(x, self.net[0].weight)).flatten(1))
 
 
 class MLPEncoder(nn.Module):

@@ -59,8 +59,18 @@ class ResNet18Trunk(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
+        x = match_memory_format(x, self.conv1.weight)
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def match_memory_format(x: Tensor, weight: Tensor) -> Tensor:
+    """Give a 4-D input the channels_last layout when the model's weights have it."""
+    if x.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(
+        memory_format=torch.channels_last
+    ):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def load_pretrained(trunk: ResNet18Trunk, path: str | Path) -> None:

@@ -1,0 +1,41 @@
+"""Speed options keep the results: bf16, channels_last and compile against fp32 on CPU."""
+
+import pytest
+
+from fedcmi.runner import run_experiment
+from tests.conftest import synthetic_config
+
+
+def run(tmp_path, name, *overrides):
+    return run_experiment(synthetic_config("rounds=3", "train.local_epochs=2", *overrides),
+                          tmp_path / name)
+
+
+def test_bf16_autocast_reaches_fp32_accuracy(tmp_path):
+    fp32 = run(tmp_path, "fp32")["last"]["test"]
+    bf16 = run(tmp_path, "bf16", "engine.precision=bf16")["last"]["test"]
+    # bf16 rounds activations to 8 mantissa bits; on 80 test samples the accuracies
+    # stay within 5 points.
+    for key in ("acc", "acc_a", "acc_v"):
+        assert bf16[key] == pytest.approx(fp32[key], abs=0.05), key
+
+
+def test_channels_last_matches_fp32_on_images(tmp_path):
+    common = ["data.name=av-digits", "data.per_class=10", "federation.num_clients=2",
+              "federation.clients_per_round=2", "federation.min_client_size=5",
+              "rounds=2", "train.local_epochs=1", "model.feature_dim=16"]
+    from fedcmi.config import load_config
+
+    plain = run_experiment(load_config(None, common), tmp_path / "plain")["last"]
+    nhwc = run_experiment(load_config(None, [*common, "engine.channels_last=true"]),
+                          tmp_path / "nhwc")["last"]
+    for key in ("acc", "acc_v", "imbalance_ratio"):
+        assert nhwc["test"][key] == pytest.approx(plain["test"][key], rel=1e-3, abs=1e-3), key
+
+
+@pytest.mark.slow
+def test_compiled_encoders_match_eager(tmp_path):
+    eager = run(tmp_path, "eager")["last"]["test"]
+    compiled = run(tmp_path, "compiled", "engine.compile=true")["last"]["test"]
+    for key in ("acc", "acc_a", "acc_v", "imbalance_ratio"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-4), key
