@@ -56,7 +56,8 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[T
     order = torch.randperm(n, generator=generator)
     chunks = list(torch.split(order, batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        single = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], single])
     return chunks
 
 
