@@ -7,8 +7,9 @@ from tests.conftest import synthetic_config
 
 
 def run(tmp_path, name, *overrides):
-    return run_experiment(synthetic_config("rounds=3", "train.local_epochs=2", *overrides),
-                          tmp_path / name)
+    return run_experiment(
+        synthetic_config("rounds=3", "train.local_epochs=2", *overrides), tmp_path / name
+    )
 
 
 def test_bf16_autocast_reaches_fp32_accuracy(tmp_path):
@@ -21,14 +22,22 @@ def test_bf16_autocast_reaches_fp32_accuracy(tmp_path):
 
 
 def test_channels_last_matches_fp32_on_images(tmp_path):
-    common = ["data.name=av-digits", "data.per_class=10", "federation.num_clients=2",
-              "federation.clients_per_round=2", "federation.min_client_size=5",
-              "rounds=2", "train.local_epochs=1", "model.feature_dim=16"]
+    common = [
+        "data.name=av-digits",
+        "data.per_class=10",
+        "federation.num_clients=2",
+        "federation.clients_per_round=2",
+        "federation.min_client_size=5",
+        "rounds=2",
+        "train.local_epochs=1",
+        "model.feature_dim=16",
+    ]
     from fedcmi.config import load_config
 
     plain = run_experiment(load_config(None, common), tmp_path / "plain")["last"]
-    nhwc = run_experiment(load_config(None, [*common, "engine.channels_last=true"]),
-                          tmp_path / "nhwc")["last"]
+    nhwc = run_experiment(
+        load_config(None, [*common, "engine.channels_last=true"]), tmp_path / "nhwc"
+    )["last"]
     for key in ("acc", "acc_v", "imbalance_ratio"):
         assert nhwc["test"][key] == pytest.approx(plain["test"][key], rel=1e-3, abs=1e-3), key
 

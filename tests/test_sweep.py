@@ -222,3 +222,23 @@ def test_defaults_grid_reproduces_the_presets():
         preset = load_config(root / f"av-digits-{cell.axes['algorithm.name']}.toml")
         preset.seed = cell.axes["seed"]
         assert config_from_dict(cell.config) == preset
+
+
+def test_a_failing_cell_does_not_stop_the_others(grid_file, tmp_path, monkeypatch):
+    from fedcmi import sweep
+
+    real = sweep._run_cell
+
+    def flaky(config, out_dir, threads):
+        if config["algorithm"]["name"] == "fedavg":
+            raise ValueError("boom")
+        return real(config, out_dir, threads)
+
+    monkeypatch.setattr(sweep, "_run_cell", flaky)
+    grid = load_grid(grid_file)
+    events = []
+    with pytest.raises(sweep.SweepError, match="1 cell"):
+        run_sweep(grid, tmp_path / "out", on_cell=lambda c, s, status: events.append(status))
+    assert events[0].startswith("FAILED") and events[1] == "done"
+    assert "boom" in (tmp_path / "out" / "runs" / grid.cells[0].cell_id / "error.txt").read_text()
+    assert len(read_results(tmp_path / "out" / "results.csv")[0]) == 1

@@ -55,6 +55,10 @@ RESULT_COLUMNS = (
 VARIANT_AXIS = "variant"
 
 
+class SweepError(RuntimeError):
+    """Some cells failed; the others finished and are in results.csv."""
+
+
 @dataclass
 class Cell:
     axes: dict[str, Any]
@@ -162,10 +166,22 @@ def run_sweep(
             shutil.rmtree(cell_dir)  # an interrupted run: start the cell again
         todo.append(cell)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    failed: list[str] = []
+
+    def settle(cell: Cell, outcome: Callable[[], dict[str, Any]]) -> None:
+        # One failing cell must not stop the others: record it and go on.
+        try:
+            _finish_cell(grid, out, cell, outcome(), on_cell)
+        except Exception as exc:  # noqa: BLE001 - reported, and the sweep exits non-zero
+            failed.append(cell.cell_id)
+            (runs / cell.cell_id).mkdir(parents=True, exist_ok=True)
+            (runs / cell.cell_id / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+            if on_cell:
+                on_cell(cell, None, f"FAILED ({type(exc).__name__}: {exc})")
+
     if jobs <= 1:
         for cell in todo:
-            summary = _run_cell(cell.config, str(runs / cell.cell_id), None)
-            _finish_cell(grid, out, cell, summary, on_cell)
+            settle(cell, lambda c=cell: _run_cell(c.config, str(runs / c.cell_id), None))
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
@@ -173,8 +189,14 @@ def run_sweep(
                 pool.submit(_run_cell, c.config, str(runs / c.cell_id), threads): c for c in todo
             }
             for future in as_completed(futures):
-                _finish_cell(grid, out, futures[future], future.result(), on_cell)
-    return write_results(grid, out)
+                settle(futures[future], future.result)
+    results = write_results(grid, out)
+    if failed:
+        raise SweepError(
+            f"{len(failed)} cell(s) failed (see error.txt in each; rerun to retry them): "
+            + ", ".join(failed)
+        )
+    return results
 
 
 def _finish_cell(grid, out, cell, summary, on_cell) -> None:

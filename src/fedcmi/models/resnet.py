@@ -66,8 +66,10 @@ class ResNet18Trunk(nn.Module):
 
 def match_memory_format(x: Tensor, weight: Tensor) -> Tensor:
     """Give a 4-D input the channels_last layout when the model's weights have it."""
-    if x.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(
-        memory_format=torch.channels_last
+    if (
+        x.dim() == 4
+        and not weight.is_contiguous()
+        and weight.is_contiguous(memory_format=torch.channels_last)
     ):
         return x.contiguous(memory_format=torch.channels_last)
     return x
