@@ -281,6 +281,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedcmi.bench_speed import bench_speed
+
+    gpu = torch.cuda.is_available()
+    scale = args.scale if args.scale is not None else (1.0 if gpu else 0.02)
+    epochs = args.epochs if args.epochs is not None else (10 if gpu else 1)
+    rows = bench_speed(args.workload.split(","), scale, epochs, args.compile)
+    table = Table(title=f"one FedCMI round (crema-shaped: scale {scale}, {epochs} local epochs)")
+    for col in (
+        "workload",
+        "variant",
+        "device",
+        "samples/s",
+        "s/round",
+        "x reference",
+        "peak GiB",
+        "outside fwd/bwd/step",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["workload"],
+            r["variant"],
+            r["device"],
+            f"{r['samples_per_second']:.1f}",
+            f"{r['seconds_per_round']:.2f}",
+            f"{r['speedup_vs_reference']:.2f}",
+            f"{r['peak_memory_gib']:.2f}",
+            f"{100 * r['outside_share']:.1f} %",
+        )
+    Console(width=140).print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fedcmi.report import build_report
 
@@ -357,6 +397,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engines.add_argument("--json", help="write the figures to this JSON file")
     engines.set_defaults(func=cmd_bench)
+    speed = bench_sub.add_parser("speed", help="reference-style loop vs engine vs fastest settings")
+    speed.add_argument(
+        "--workload",
+        default="crema-shaped,av-digits",
+        help="comma-separated: crema-shaped, av-digits",
+    )
+    speed.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="crema-shaped client size as a fraction of 335 (default 1 on a GPU, 0.02 on a CPU)",
+    )
+    speed.add_argument(
+        "--epochs", type=int, default=None, help="local epochs (default 10 on a GPU, 1 on a CPU)"
+    )
+    speed.add_argument("--compile", action="store_true", help="add torch.compile to 'fastest'")
+    speed.add_argument("--json", help="write the rows to this JSON file")
+    speed.set_defaults(func=cmd_bench_speed)
     flower = sub.add_parser("flower", help="Flower deployment helpers")
     flower_sub = flower.add_subparsers(dest="flower_command", required=True)
     certs = flower_sub.add_parser("certs", help="test CA, server and client certificates (PEM)")

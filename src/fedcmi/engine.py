@@ -78,6 +78,7 @@ class ClientTrainer:
     def __init__(self, cfg: Config, data: MultimodalData, device: torch.device) -> None:
         self.cfg = cfg
         self.num_classes = data.num_classes
+        self.device = device
         self.algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
         torch.manual_seed(cfg.seed)  # the initial global model is this model's init
         self.model = prepare_model(
@@ -90,7 +91,11 @@ class ClientTrainer:
         return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
 
     def train(
-        self, client: ClientData, global_state: State, round_idx: int
+        self,
+        client: ClientData,
+        global_state: State,
+        round_idx: int,
+        timer: dict[str, float] | None = None,
     ) -> tuple[ClientUpdate, dict[str, Any]]:
         self.model.load_state_dict(global_state)
         ctx = RoundContext(
@@ -100,6 +105,7 @@ class ClientTrainer:
             generator=seed_client_rngs(self.cfg.seed, round_idx, client.cid),
             num_classes=self.num_classes,
             autocast=self.autocast,
+            timer=timer,
         )
         logs = self.algorithm.local_train(self.model, global_state, client, ctx)
         state = clone_state(self.model.state_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ class RoundContext:
     logs: dict = field(default_factory=dict)
     # Wraps each batch's forward pass and loss (mixed precision); none by default.
     autocast: Callable[[], AbstractContextManager] = nullcontext
+    # Where batches come from (default: index batching of the client's tensors); the
+    # speed benchmark swaps in a per-sample DataLoader, as reference code does.
+    batches: Callable[[ClientData, RoundContext], Iterator[Batch]] | None = None
+    # When set, seconds spent in forward+loss, backward and optimizer steps accumulate
+    # here (with device synchronisation, so only for benchmarks).
+    timer: dict[str, float] | None = None
 
 
 @dataclass
@@ -118,16 +125,48 @@ def train_local(
     params = list(model.parameters())
     total = torch.zeros((), device=client.y.device)
     steps = 0
-    for batch in iterate_batches(client, ctx):
+    timer = StepTimer(ctx.timer, client.y.device)
+    for batch in (ctx.batches or iterate_batches)(client, ctx):
         optimizer.zero_grad(set_to_none=True)
-        with ctx.autocast():
+        with timer("forward"), ctx.autocast():
             loss = loss_fn(batch)
-        loss.backward()
-        if after_backward is not None:
-            after_backward()
-        if prox_mu and global_params is not None:
-            add_proximal_gradient(params, global_params, prox_mu)
-        optimizer.step()
+        with timer("backward"):
+            loss.backward()
+            if after_backward is not None:
+                after_backward()
+            if prox_mu and global_params is not None:
+                add_proximal_gradient(params, global_params, prox_mu)
+        with timer("step"):
+            optimizer.step()
         total += loss.detach()
         steps += 1
     return {"loss": float(total) / max(steps, 1), "steps": steps}
+
+
+class StepTimer:
+    """Accumulates wall time per phase into ``sink`` (a no-op when ``sink`` is None)."""
+
+    def __init__(self, sink: dict[str, float] | None, device: torch.device) -> None:
+        self.sink = sink
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, phase: str) -> AbstractContextManager:
+        return nullcontext() if self.sink is None else _Phase(self, phase)
+
+
+class _Phase:
+    def __init__(self, timer: StepTimer, phase: str) -> None:
+        self.timer, self.phase = timer, phase
+
+    def _sync(self) -> None:
+        if self.timer.cuda:
+            torch.cuda.synchronize()
+
+    def __enter__(self) -> None:
+        self._sync()
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self._sync()
+        sink = self.timer.sink
+        sink[self.phase] = sink.get(self.phase, 0.0) + time.perf_counter() - self.start
