@@ -40,20 +40,37 @@ def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fedcmi.runner import run_experiment
+    from fedcmi.runner import RunInterrupted, run_experiment
 
     if args.engine == "flower":
         try:
             from fedcmi.flower.simulation import run_flower_simulation as run_experiment  # noqa: F811
         except ImportError:
             raise CLIError("--engine flower needs Flower: pip install 'fedcmi[flower]'") from None
-    cfg_path = resolve_config(args.config)
-    cfg = load_config(cfg_path, args.set)
-    out = Path(args.out) if args.out else default_out_dir(cfg_path, cfg.algorithm.name, cfg.seed)
-    print(f"fedcmi run: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds -> {out}")
+    if args.resume:
+        if args.engine == "flower":
+            raise CLIError("--resume continues embedded-engine runs only")
+        if args.config or args.set or args.out:
+            raise CLIError("--resume takes the run folder only (its config.toml is used)")
+        out = Path(args.resume)
+        cfg = load_config(out / "config.toml")
+    else:
+        cfg_path = resolve_config(args.config)
+        cfg = load_config(cfg_path, args.set)
+        out = (
+            Path(args.out) if args.out else default_out_dir(cfg_path, cfg.algorithm.name, cfg.seed)
+        )
+    verb = "resuming" if args.resume else "run"
+    print(f"fedcmi {verb}: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds -> {out}")
     bar = None if args.quiet else _progress(cfg.rounds)
+    kwargs = {"resume": True} if args.resume else {}
     try:
-        summary = run_experiment(cfg, out, on_round=None if bar is None else bar.update_round)
+        summary = run_experiment(
+            cfg, out, on_round=None if bar is None else bar.update_round, **kwargs
+        )
+    except RunInterrupted as exc:
+        print(f"fedcmi: {exc}", file=sys.stderr)
+        return 130
     finally:
         if bar is not None:
             bar.close()
@@ -342,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", help="run folder (default: runs/<preset>-seed<seed>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its latest valid checkpoint",
+    )
     run.add_argument(
         "--engine",
         choices=["embedded", "flower"],

@@ -83,6 +83,7 @@ class EngineConfig:
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     channels_last: bool = False  # NHWC memory format for convolutional encoders
     compile: bool = False  # torch.compile the encoders (in place; state-dict keys unchanged)
+    checkpoint_every: int = 1  # rounds between checkpoints (0 = none); see `fedcmi run --resume`
 
 
 @dataclass

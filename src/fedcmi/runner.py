@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from fedcmi import __version__
+from fedcmi.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.config import Config
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
@@ -96,6 +97,28 @@ class RunWriter:
         self._metrics = open(self.out / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         self.train_started = time.perf_counter()
 
+    @classmethod
+    def reopen(cls, out_dir: str | Path, cfg: Config, keep_rounds: int) -> RunWriter:
+        """Continue an existing run folder: keep its first ``keep_rounds`` metrics lines
+        (later ones came after the checkpoint and will be recomputed identically)."""
+        writer = cls.__new__(cls)
+        writer.out, writer.cfg = Path(out_dir), cfg
+        writer.tracker, writer.last = BestTracker(), {}
+        writer.started = writer.train_started = time.perf_counter()
+        path = writer.out / "metrics.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines()[:keep_rounds] if path.exists() else []
+        if len(lines) < keep_rounds:
+            raise RunDirError(f"{path} has {len(lines)} rounds, the checkpoint {keep_rounds}")
+        tmp = path.with_name("metrics.jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        os.replace(tmp, path)
+        for line in lines:
+            record = json.loads(line)
+            writer.tracker.update(record)
+            writer.last = record
+        writer._metrics = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        return writer
+
     def record(self, record: dict[str, Any]) -> None:
         assert self._metrics is not None, "start() first"
         self._metrics.write(json.dumps(record) + "\n")
@@ -136,21 +159,64 @@ def run_experiment(
     out_dir: str | Path,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     cache_dir: Path | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run ``cfg`` on the embedded engine, writing the run folder; returns the summary."""
-    writer = RunWriter(out_dir, cfg)
+    """Run ``cfg`` on the embedded engine, writing the run folder; returns the summary.
+
+    With ``resume``, ``out_dir`` is an interrupted run: it continues from its latest
+    valid checkpoint. Every ``engine.checkpoint_every`` rounds (and on Ctrl-C) a
+    checkpoint is written; ``checkpoint_every = 0`` writes none.
+    """
+    checkpoint = load_checkpoint(Path(out_dir) / "checkpoints") if resume else None
+    writer = (
+        RunWriter.reopen(out_dir, cfg, checkpoint["rounds_done"])
+        if checkpoint
+        else RunWriter(out_dir, cfg)
+    )
     configure_torch(cfg)
     data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
     federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
     device = select_device(cfg.engine.device)
     engine = EmbeddedEngine(cfg, data, federation, device)
-    writer.start(data, federation)
-    for t in range(cfg.rounds):
-        record = engine.run_round(t)
-        writer.record(record)
-        if on_round is not None:
-            on_round(record)
+    start = 0
+    if checkpoint:
+        engine.global_state = {k: v.to(device) for k, v in checkpoint["global_state"].items()}
+        restore_rng_states(checkpoint["rng"])
+        start = checkpoint["rounds_done"]
+    else:
+        writer.start(data, federation)
+    every = cfg.engine.checkpoint_every
+    done, done_state = start, engine.global_state  # the last round written to metrics
+    try:
+        for t in range(start, cfg.rounds):
+            record = engine.run_round(t)
+            writer.record(record)
+            done, done_state = t + 1, engine.global_state
+            if every and (done % every == 0 or done == cfg.rounds):
+                _checkpoint(writer, done_state, done)
+            if on_round is not None:
+                on_round(record)
+    except KeyboardInterrupt:
+        _checkpoint(writer, done_state, done)
+        raise RunInterrupted(
+            f"interrupted after round {done}; continue with `fedcmi run --resume {writer.out}`"
+        ) from None
     return writer.finish(engine.global_state, str(device), engine="embedded")
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C: a checkpoint was written, the run can be resumed."""
+
+
+def _checkpoint(writer: RunWriter, state: dict, rounds_done: int) -> None:
+    save_checkpoint(
+        writer.out / "checkpoints",
+        {
+            "rounds_done": rounds_done,
+            "global_state": {k: v.detach().cpu() for k, v in state.items()},
+            "best": writer.tracker.best,
+        },
+    )
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
