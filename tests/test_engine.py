@@ -46,6 +46,7 @@ def test_run_folder_is_self_describing(tmp_path):
         "metrics.jsonl",
         "summary.json",
         "final.pt",
+        "checkpoints",
     }
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best = max(records, key=lambda r: r["val"]["acc"])

@@ -32,11 +32,61 @@ def weighted_mean(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor
     return acc.to(tensors[0].dtype)
 
 
+def coordinate_median(tensors: Sequence[Tensor]) -> Tensor:
+    """Coordinate-wise median; the mean of the two middle values for an even count."""
+    stacked = torch.stack([t.to(torch.float64) for t in tensors]).sort(dim=0).values
+    n = len(tensors)
+    middle = stacked[(n - 1) // 2 : n // 2 + 1].mean(dim=0)
+    return middle.to(tensors[0].dtype)
+
+
+def trimmed_mean(tensors: Sequence[Tensor], trim_fraction: float) -> Tensor:
+    """Coordinate-wise mean after dropping floor(trim_fraction * n) values at each end."""
+    n = len(tensors)
+    k = int(trim_fraction * n)
+    if n - 2 * k < 1:
+        k = (n - 1) // 2
+    stacked = torch.stack([t.to(torch.float64) for t in tensors]).sort(dim=0).values
+    return stacked[k : n - k].mean(dim=0).to(tensors[0].dtype)
+
+
+def clip_updates(
+    global_state: State,
+    updates: Sequence[ClientUpdate],
+    side_of: Callable[[str], str | None],
+    clip_norm: float,
+) -> list[ClientUpdate]:
+    """Scale each client's update theta_k - theta_g, per modality side (a, v, shared), to
+    an L2 norm of at most ``clip_norm``."""
+    clipped = []
+    for u in updates:
+        state = dict(u.state)
+        for side in ("a", "v", None):
+            keys = [
+                k
+                for k in global_state
+                if side_of(k) == side and torch.is_floating_point(global_state[k])
+            ]
+            if not keys:
+                continue
+            norm = torch.sqrt(
+                sum(((u.state[k] - global_state[k]).double() ** 2).sum() for k in keys)
+            )
+            scale = min(1.0, clip_norm / float(norm)) if float(norm) > 0 else 1.0
+            for k in keys:
+                state[k] = global_state[k] + scale * (u.state[k] - global_state[k])
+        clipped.append(ClientUpdate(u.cid, u.modalities, u.num_samples, state))
+    return clipped
+
+
 def aggregate(
     global_state: State,
     updates: Sequence[ClientUpdate],
     side_of: Callable[[str], str | None],
     modality_aware: bool,
+    rule: str = "mean",
+    trim_fraction: float = 0.1,
+    clip_norm: float | None = None,
 ) -> State:
     """Sample-weighted average of client states, per state-dict key.
 
@@ -45,9 +95,15 @@ def aggregate(
     keys over all clients; a side no selected client holds keeps its global value.
     Without it (FedAvg), every key is averaged over every client. Integer buffers such
     as BatchNorm's ``num_batches_tracked`` are taken from the first contributor.
+
+    Robust options (``[robustness]``): ``rule = "median"`` or ``"trimmed-mean"`` replace
+    the weighted mean coordinate-wise (unweighted: a client's sample count is
+    unverifiable), and ``clip_norm`` first shrinks each client's update per side.
     """
     if not updates:
         raise ValueError("aggregate needs at least one client update")
+    if clip_norm is not None:
+        updates = clip_updates(global_state, updates, side_of, clip_norm)
     new_state: State = {}
     for key, global_value in global_state.items():
         side = side_of(key)
@@ -58,6 +114,10 @@ def aggregate(
             new_state[key] = global_value.clone()
         elif not torch.is_floating_point(global_value):
             new_state[key] = contributors[0].state[key].clone()
+        elif rule == "median":
+            new_state[key] = coordinate_median([u.state[key] for u in contributors])
+        elif rule == "trimmed-mean":
+            new_state[key] = trimmed_mean([u.state[key] for u in contributors], trim_fraction)
         else:
             new_state[key] = weighted_mean(
                 [u.state[key] for u in contributors], [u.num_samples for u in contributors]

@@ -87,6 +87,30 @@ class EngineConfig:
 
 
 @dataclass
+class RobustnessConfig:
+    """How the server treats failing or suspicious clients, and the aggregation rule."""
+
+    client_timeout: float | None = None  # seconds; a slower client's update is rejected
+    min_clients: int = 1  # accepted updates needed to complete a round
+    max_round_retries: int = 2  # a round short of min_clients is retried this often
+    # Per modality side: "mean" (sample-weighted, the spec's rule), coordinate-wise
+    # "median", or "trimmed-mean" (drops trim_fraction of the values at each end).
+    rule: Literal["mean", "median", "trimmed-mean"] = "mean"
+    trim_fraction: float = 0.1
+    clip_norm: float | None = None  # clip each client's update (per side) to this L2 norm
+
+
+@dataclass
+class FaultsConfig:
+    """Seeded fault injection (tests and robustness studies); all off by default."""
+
+    drop_rate: float = 0.0  # the client raises
+    nan_rate: float = 0.0  # the client returns non-finite parameters
+    slow_rate: float = 0.0  # the client takes longer than robustness.client_timeout
+    shape_rate: float = 0.0  # the client returns a wrongly shaped parameter
+
+
+@dataclass
 class NamedConfig:
     """A registry name plus that entry's typed parameters (``[data]`` / ``[algorithm]``)."""
 
@@ -108,6 +132,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seed": self.seed, "rounds": self.rounds}
@@ -146,6 +172,23 @@ class Config:
         _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")
         _check(tr.lr > 0, "train.lr", tr.lr, "> 0")
         _check(self.model.feature_dim >= 1, "model.feature_dim", self.model.feature_dim, ">= 1")
+        rob = self.robustness
+        _check(rob.min_clients >= 1, "robustness.min_clients", rob.min_clients, ">= 1")
+        _check(
+            rob.max_round_retries >= 0,
+            "robustness.max_round_retries",
+            rob.max_round_retries,
+            ">= 0",
+        )
+        _check(
+            0 <= rob.trim_fraction < 0.5,
+            "robustness.trim_fraction",
+            rob.trim_fraction,
+            "a value in [0, 0.5)",
+        )
+        for key in ("drop_rate", "nan_rate", "slow_rate", "shape_rate"):
+            value = getattr(self.faults, key)
+            _check(0 <= value <= 1, f"faults.{key}", value, "a probability in [0, 1]")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

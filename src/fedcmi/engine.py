@@ -7,6 +7,7 @@ stays on the training device as tensors and is batched by index.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from fedcmi.aggregation import ClientUpdate, State
 from fedcmi.algorithms import build_algorithm
 from fedcmi.config import Config, TrainConfig
 from fedcmi.data.base import MultimodalData, Split
+from fedcmi.faults import InjectedFault, corrupt, draw_faults, validate_update
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
 from fedcmi.speed import autocast_factory, prepare_model
@@ -176,18 +178,72 @@ class EmbeddedEngine:
         return self.trainer.train(self.clients[cid], self.global_state, round_idx)
 
     def run_round(self, round_idx: int) -> dict[str, Any]:
-        """Train the round's clients, aggregate, evaluate; returns the round's record."""
+        """Train the round's clients, aggregate, evaluate; returns the round's record.
+
+        A client that raises, exceeds ``robustness.client_timeout`` or returns an invalid
+        update is left out with its reason in the record. With fewer than
+        ``robustness.min_clients`` accepted updates the round is retried up to
+        ``robustness.max_round_retries`` times, then :class:`RoundFailedError` is raised.
+        """
+        rob = self.cfg.robustness
         selected = participants(self.algorithm, self.federation, round_idx)
-        updates, client_logs = [], []
-        for cid in selected:
-            update, logs = self.train_client(cid, round_idx)
-            updates.append(update)
-            client_logs.append(logs)
+        needed = min(rob.min_clients, len(selected))
+        rejected: list[dict[str, Any]] = []
+        for attempt in range(rob.max_round_retries + 1):
+            updates, client_logs, failures = self._train_clients(selected, round_idx, attempt)
+            rejected += failures
+            if len(updates) >= needed:
+                break
+        else:
+            last = "; ".join(f"client {r['cid']}: {r['reason']}" for r in failures)
+            raise RoundFailedError(
+                f"round {round_idx + 1}: {len(updates)} of {len(selected)} clients succeeded "
+                f"(robustness.min_clients = {rob.min_clients}) in each of "
+                f"{rob.max_round_retries + 1} attempts; last failures: {last}"
+            )
         if updates:  # a round where no sampled client can take part leaves the model as is
-            self.global_state = self.algorithm.aggregate(self.global_state, updates)
-        return round_record(
+            self.global_state = self.algorithm.aggregate(self.global_state, updates, rob)
+        record = round_record(
             round_idx, self.cfg, selected, client_logs, self.evaluate(self.global_state)
         )
+        if rejected:
+            record["rejected"] = rejected
+            record["attempts"] = attempt + 1
+        return record
+
+    def _train_clients(
+        self, selected: list[int], round_idx: int, attempt: int
+    ) -> tuple[list[ClientUpdate], list[dict[str, Any]], list[dict[str, Any]]]:
+        timeout = self.cfg.robustness.client_timeout
+        updates, logs, failures = [], [], []
+        for cid in selected:
+            draw = draw_faults(self.cfg.faults, self.cfg.seed, round_idx, cid, attempt)
+            started = time.perf_counter()
+            try:
+                if draw.drop:
+                    raise InjectedFault("injected crash")
+                update, log = self.train_client(cid, round_idx)
+            except Exception as exc:  # noqa: BLE001 - one client must not stop the round
+                reason = f"raised {type(exc).__name__}: {exc}"
+                failures.append({"cid": cid, "attempt": attempt, "reason": reason})
+                continue
+            elapsed = time.perf_counter() - started
+            update = corrupt(update, draw)
+            if timeout is not None and (draw.slow or elapsed > timeout):
+                shown = "injected slowness" if draw.slow else f"{elapsed:.1f} s"
+                reason = f"exceeded client_timeout {timeout} s ({shown})"
+            else:
+                reason = validate_update(update, self.global_state)
+            if reason is not None:
+                failures.append({"cid": cid, "attempt": attempt, "reason": reason})
+                continue
+            updates.append(update)
+            logs.append(log)
+        return updates, logs, failures
+
+
+class RoundFailedError(RuntimeError):
+    """Too few clients succeeded in a round, even after retries."""
 
 
 def participants(algorithm, federation: Federation, round_idx: int) -> list[int]:

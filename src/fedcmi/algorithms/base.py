@@ -46,8 +46,17 @@ class Algorithm:
     ) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
 
-    def aggregate(self, global_state: State, updates: Sequence[ClientUpdate]) -> State:
-        return aggregate(global_state, updates, side_of, self.modality_aware)
+    def aggregate(
+        self, global_state: State, updates: Sequence[ClientUpdate], robustness: Any = None
+    ) -> State:
+        options = {}
+        if robustness is not None:
+            options = {
+                "rule": robustness.rule,
+                "trim_fraction": robustness.trim_fraction,
+                "clip_norm": robustness.clip_norm,
+            }
+        return aggregate(global_state, updates, side_of, self.modality_aware, **options)
 
 
 def global_parameters(model: nn.Module, global_state: State) -> list[Tensor]:
