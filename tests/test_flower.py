@@ -1,6 +1,8 @@
 """Flower engine: exact parity with the embedded engine for every algorithm, the CLI,
 and test certificates."""
 
+import json
+
 import pytest
 
 pytest.importorskip("flwr")
@@ -27,7 +29,22 @@ def test_every_algorithm_gives_identical_metrics_on_flower_and_embedded(tmp_path
     names = ALGORITHMS.names()
     cfgs = [parity_config(n) for n in names]
     flower_dirs = [tmp_path / f"flower-{n}" for n in names]
-    summaries = run_flower_simulations(cfgs, flower_dirs)
+    # One more run in the same simulation: injected crashes and NaN updates.
+    faulty = synthetic_config(
+        "faults.drop_rate=0.25",
+        "faults.nan_rate=0.5",
+        "rounds=4",
+        "federation.clients_per_round=4",
+        "federation.num_clients=4",
+    )
+    summaries = run_flower_simulations([*cfgs, faulty], [*flower_dirs, tmp_path / "faulty"])
+    faulty_records = [
+        json.loads(x) for x in (tmp_path / "faulty" / "metrics.jsonl").read_text().splitlines()
+    ]
+    reasons = [r["reason"] for rec in faulty_records for r in rec.get("rejected", [])]
+    assert any("injected crash" in r for r in reasons)
+    assert any("non-finite" in r for r in reasons)
+    assert summaries.pop()["rounds"] == 4
     for name, cfg, flower_dir, summary in zip(names, cfgs, flower_dirs, summaries):
         embedded_dir = tmp_path / f"embedded-{name}"
         run_experiment(cfg, embedded_dir)

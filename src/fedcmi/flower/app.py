@@ -21,6 +21,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedcmi.engine import Evaluator, make_client_data
+from fedcmi.faults import InjectedFault, corrupt, draw_faults
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
@@ -66,7 +67,13 @@ def train(msg: Message, context: Context) -> Message:
         ws.device,
     )
     global_state = from_record(msg.content["arrays"], ws.device)
+    draw = draw_faults(ws.cfg.faults, ws.cfg.seed, round_idx, pid, attempt=0)
+    if draw.drop:
+        raise InjectedFault("injected crash")
+    if draw.slow and ws.cfg.robustness.client_timeout is not None:
+        time.sleep(ws.cfg.robustness.client_timeout + 1.0)
     update, logs = ws.trainer.train(client, global_state, round_idx)
+    update = corrupt(update, draw)
     done = context.state.get("fedcmi")  # per-client persistent state across rounds
     rounds_trained = int(done["rounds-trained"]) + 1 if done is not None else 1
     context.state["fedcmi"] = MetricRecord(
@@ -133,6 +140,7 @@ def serve(
         grid=grid,
         initial_arrays=to_record(initial),
         num_rounds=cfg.rounds,
+        timeout=cfg.robustness.client_timeout or 3600.0,
         train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
         evaluate_fn=strategy.evaluate_round,
     )

@@ -17,13 +17,10 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedcmi.aggregation import ClientUpdate
-from fedcmi.engine import Evaluator, participants, round_record
+from fedcmi.engine import Evaluator, RoundFailedError, participants, round_record
+from fedcmi.faults import validate_update
 from fedcmi.flower.common import from_record, to_record
 from fedcmi.runner import RunWriter
-
-
-class ClientFailedError(RuntimeError):
-    """A client replied with an error."""
 
 
 class FedCMIStrategy(Strategy):
@@ -42,6 +39,7 @@ class FedCMIStrategy(Strategy):
         self.writer = writer
         self.global_state = global_state
         self.round_logs: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
         self.selected: list[int] = []
 
     def summary(self) -> None:  # Flower logs this at the start
@@ -68,26 +66,46 @@ class FedCMIStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Accept the valid replies; a client that raised, sent an invalid update or did
+        not answer within ``robustness.client_timeout`` is recorded and left out."""
         by_cid: dict[int, tuple[ClientUpdate, dict[str, Any]]] = {}
+        self.rejected = []
+        cid_of_node = {node: cid for cid, node in self.node_of.items()}
         for reply in replies:
             if reply.has_error():
-                raise ClientFailedError(f"round {server_round}: a client failed: {reply.error}")
+                cid = cid_of_node.get(reply.metadata.src_node_id, -1)
+                reason = f"raised on the client: {reply.error.reason}"
+                self.rejected.append({"cid": cid, "attempt": 0, "reason": reason})
+                continue
             info = reply.content["info"]
             cid = int(info["cid"])
             state = from_record(reply.content["arrays"], self.ws.device)
             n = int(reply.content["metrics"]["num-examples"])
-            by_cid[cid] = (
-                ClientUpdate(cid, str(info["modalities"]), n, state),
-                json.loads(str(info["logs"])),
+            update = ClientUpdate(cid, str(info["modalities"]), n, state)
+            reason = validate_update(update, self.global_state)
+            if reason is not None:
+                self.rejected.append({"cid": cid, "attempt": 0, "reason": reason})
+                continue
+            by_cid[cid] = (update, json.loads(str(info["logs"])))
+        answered = set(by_cid) | {r["cid"] for r in self.rejected}
+        self.rejected += [
+            {"cid": c, "attempt": 0, "reason": "no reply within client_timeout"}
+            for c in self.selected
+            if c not in answered
+        ]
+        needed = min(self.ws.cfg.robustness.min_clients, len(self.selected))
+        if len(by_cid) < needed:
+            raise RoundFailedError(
+                f"round {server_round}: {len(by_cid)} of {len(self.selected)} clients "
+                f"succeeded (robustness.min_clients = {needed}); failures: {self.rejected}"
             )
-        missing = [c for c in self.selected if c not in by_cid]
-        if missing:
-            raise ClientFailedError(f"round {server_round}: no reply from clients {missing}")
-        ordered = [by_cid[c] for c in self.selected]  # schedule order, as the embedded engine
+        ordered = [by_cid[c] for c in self.selected if c in by_cid]  # schedule order
         self.round_logs = [logs for _, logs in ordered]
         if not ordered:
             return None, None
-        self.global_state = self.algorithm.aggregate(self.global_state, [u for u, _ in ordered])
+        self.global_state = self.algorithm.aggregate(
+            self.global_state, [u for u, _ in ordered], self.ws.cfg.robustness
+        )
         losses = [logs["loss"] for logs in self.round_logs]
         return to_record(self.global_state), MetricRecord({"train-loss": sum(losses) / len(losses)})
 
@@ -104,6 +122,8 @@ class FedCMIStrategy(Strategy):
         record = round_record(
             server_round - 1, self.ws.cfg, self.selected, self.round_logs, evaluation
         )
+        if self.rejected:
+            record["rejected"] = self.rejected
         self.writer.record(record)
         if self.on_round is not None:
             self.on_round(record)
