@@ -160,3 +160,15 @@ def test_client_generator_depends_on_seed_round_and_client():
     }
     assert len({tuple(v) for v in draws.values()}) == 4
     assert torch.randperm(50, generator=client_generator(0, 0, 0)).tolist() == draws[(0, 0, 0)]
+
+
+def test_unwritable_or_full_output_folder_is_refused_before_training(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from fedcmi import runner
+
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10, 10, 5 * 2**20))
+    with pytest.raises(RunDirError, match="MiB free"):
+        runner.prepare_run_dir(tmp_path / "run")

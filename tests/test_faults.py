@@ -102,3 +102,13 @@ def test_a_raising_client_is_recorded(tmp_path, monkeypatch):
     run_experiment(cfg, tmp_path / "run")
     rejected = records(tmp_path / "run")[0]["rejected"]
     assert rejected[0]["cid"] == 0 and "disk on fire" in rejected[0]["reason"]
+
+
+def test_fault_bench_counts_drops_and_rejections():
+    from fedcmi.bench import bench_faults
+
+    result = bench_faults(synthetic_config("rounds=6", "federation.clients_per_round=3"))
+    clean, faulty = result["fault-free"], result["faulty"]
+    assert clean["clients_dropped"] == clean["updates_rejected"] == 0
+    assert faulty["rounds_completed"] == 6
+    assert faulty["clients_dropped"] + faulty["updates_rejected"] > 0

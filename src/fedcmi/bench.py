@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from fedcmi.config import Config, load_config
+from fedcmi.config import Config, FaultsConfig, load_config
 
 DEFAULT_WORKLOAD = [
     "data.name=synthetic",
@@ -78,3 +79,32 @@ def _row(summary: dict[str, Any], wall: float) -> dict[str, Any]:
 
 def default_workload(overrides: list[str]) -> Config:
     return load_config(None, DEFAULT_WORKLOAD + overrides)
+
+
+FAULT_MIX = FaultsConfig(drop_rate=0.2, nan_rate=0.1, slow_rate=0.1, shape_rate=0.05)
+
+
+def bench_faults(cfg: Config) -> dict[str, Any]:
+    """The same run without and with a seeded fault mix, on the embedded engine."""
+    from fedcmi.runner import run_experiment
+
+    faulty = replace(
+        cfg, faults=FAULT_MIX, robustness=replace(cfg.robustness, client_timeout=600.0)
+    )
+    out: dict[str, Any] = {"fault_mix": asdict(FAULT_MIX)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, run_cfg in (("fault-free", cfg), ("faulty", faulty)):
+            summary = run_experiment(run_cfg, Path(tmp) / label)
+            lines = (Path(tmp) / label / "metrics.jsonl").read_text().splitlines()
+            records = [json.loads(x) for x in lines]
+            rejected = [r for rec in records for r in rec.get("rejected", [])]
+            dropped = [r for r in rejected if r["reason"].startswith(("raised", "exceeded"))]
+            out[label] = {
+                "rounds_completed": len(records),
+                "clients_dropped": len(dropped),
+                "updates_rejected": len(rejected) - len(dropped),
+                "round_retries": sum(rec.get("attempts", 1) - 1 for rec in records),
+                "final_test_acc": summary["last"]["test"]["acc"],
+                "best_val_round_test_acc": summary["best"]["test"]["acc"],
+            }
+    return out

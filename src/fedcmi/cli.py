@@ -338,6 +338,30 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_faults(args: argparse.Namespace) -> int:
+    from fedcmi.bench import bench_faults
+
+    cfg_path = resolve_config(args.config or "av-digits-fedcmi")
+    overrides = args.set if args.config else ["rounds=10", *args.set]
+    cfg = load_config(cfg_path, overrides)
+    result = bench_faults(cfg)
+    print(f"fault mix: {result['fault_mix']} (client_timeout 600 s; slow = over the timeout)")
+    print(
+        f"{'':12s} {'rounds':>7s} {'dropped':>8s} {'rejected':>9s} {'retries':>8s} "
+        f"{'final acc':>10s} {'best-val acc':>13s}"
+    )
+    for label in ("fault-free", "faulty"):
+        r = result[label]
+        print(
+            f"{label:12s} {r['rounds_completed']:7d} {r['clients_dropped']:8d} "
+            f"{r['updates_rejected']:9d} {r['round_retries']:8d} {r['final_test_acc']:10.4f} "
+            f"{r['best_val_round_test_acc']:13.4f}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fedcmi.report import build_report
 
@@ -437,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--compile", action="store_true", help="add torch.compile to 'fastest'")
     speed.add_argument("--json", help="write the rows to this JSON file")
     speed.set_defaults(func=cmd_bench_speed)
+    faults = bench_sub.add_parser("faults", help="a seeded fault mix against the fault-free run")
+    faults.add_argument("--config", help="workload preset (default: av-digits-fedcmi, 10 rounds)")
+    faults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    faults.add_argument("--json", help="write the figures to this JSON file")
+    faults.set_defaults(func=cmd_bench_faults)
     flower = sub.add_parser("flower", help="Flower deployment helpers")
     flower_sub = flower.add_subparsers(dest="flower_command", required=True)
     certs = flower_sub.add_parser("certs", help="test CA, server and client certificates (PEM)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,9 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+MIN_FREE_BYTES = 256 * 2**20  # checked before training starts
+
+
 def prepare_run_dir(out: Path) -> Path:
     if out.exists() and any(out.iterdir()):
         raise RunDirError(
@@ -52,6 +56,12 @@ def prepare_run_dir(out: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise RunDirError(f"cannot write to output folder {out}: {exc.strerror}") from None
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(
+            f"only {free / 2**20:.0f} MiB free under {out}; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints and metrics"
+        )
     return out
 
 
