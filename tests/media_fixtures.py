@@ -56,6 +56,20 @@ def write_video(
     return path
 
 
+# Columns of CrisisMMD's task TSVs (crisismmd_datasplit_all/task_*_text_img_*.tsv).
+TSV_COLUMNS = (
+    "event_name",
+    "tweet_id",
+    "image_id",
+    "tweet_text",
+    "image",
+    "label",
+    "label_text",
+    "label_image",
+    "label_text_image",
+)
+
+
 def write_wav(path: Path, seconds: float, hz: float = 300.0, rate: int = 16_000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(seconds * rate)) / rate

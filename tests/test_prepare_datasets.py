@@ -8,7 +8,7 @@ import pytest
 from fedcmi.prepare import prepare
 from fedcmi.prepare.cache import CacheMismatchError
 from fedcmi.prepare.crema_d import EMOTIONS
-from tests.media_fixtures import write_jpeg, write_video, write_wav
+from tests.media_fixtures import TSV_COLUMNS, write_jpeg, write_video, write_wav
 
 SMALL = {"seconds": 0.5, "frame_size": 16}
 
@@ -245,17 +245,7 @@ def make_crisismmd(root):
     """Informative task: 6 train, 2 dev, 2 test pairs; one image missing, one corrupt."""
     from fedcmi.prepare.crisismmd import task_file
 
-    columns = [
-        "event_name",
-        "tweet_id",
-        "image_id",
-        "tweet_text",
-        "image",
-        "label",
-        "label_text",
-        "label_image",
-        "label_text_image",
-    ]
+    columns = list(TSV_COLUMNS)
     texts = ["RT Help now http://t.co/x", "flood #houston", "no water", "help", "now flood", "no"]
     for split, count in (("train", 6), ("dev", 2), ("test", 2)):
         rows = [columns]

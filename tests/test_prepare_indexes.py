@@ -4,6 +4,7 @@ import pytest
 
 from fedcmi.prepare.ave import HEADER, class_names, read_events
 from fedcmi.prepare.crisismmd import clean_tweet, read_pairs, task_file
+from tests.media_fixtures import TSV_COLUMNS
 
 
 def test_ave_events_skip_duplicates_and_zero_length(tmp_path):
@@ -36,17 +37,7 @@ def test_clean_tweet():
 
 
 def test_crisismmd_pairs(tmp_path):
-    columns = [
-        "event_name",
-        "tweet_id",
-        "image_id",
-        "tweet_text",
-        "image",
-        "label",
-        "label_text",
-        "label_image",
-        "label_text_image",
-    ]
+    columns = list(TSV_COLUMNS)
     rows = [
         [
             "harvey",
