@@ -243,6 +243,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     by = args.by.split(",") if args.by else None
     metrics = args.metrics.split(",") if args.metrics else None
     print(make_table(args.results, by, metrics, args.format))
+    if args.plot:
+        from fedcmi.plots import plot_sweep_bars
+        from fedcmi.tables import read_results, summarise
+
+        rows, axes = read_results(args.results)
+        by = by or [a for a in axes if a != "seed"]
+        bar_metrics = metrics or ["acc", "acc_v"]
+        groups = summarise(rows, by, bar_metrics)
+        print(plot_sweep_bars(groups, by, bar_metrics, Path(args.plot)))
     return 0
 
 
@@ -426,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--metrics", help="comma-separated metric columns")
     table.add_argument("--format", choices=["markdown", "latex", "csv", "html"], default="markdown")
+    table.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw grouped bars (mean +- std) of the metrics to this file",
+    )
     table.set_defaults(func=cmd_table)
     plot = sub.add_parser("plot", help="PNG figures comparing run folders")
     plot.add_argument("runs", nargs="+", help="run folders")
