@@ -67,7 +67,8 @@ def train(msg: Message, context: Context) -> Message:
         ws.device,
     )
     global_state = from_record(msg.content["arrays"], ws.device)
-    draw = draw_faults(ws.cfg.faults, ws.cfg.seed, round_idx, pid, attempt=0)
+    attempt = int(config.get("attempt", 0))
+    draw = draw_faults(ws.cfg.faults, ws.cfg.seed, round_idx, pid, attempt)
     if draw.drop:
         raise InjectedFault("injected crash")
     if draw.slow and ws.cfg.robustness.client_timeout is not None:
