@@ -48,3 +48,32 @@ def test_compiled_encoders_match_eager(tmp_path):
     compiled = run(tmp_path, "compiled", "engine.compile=true")["last"]["test"]
     for key in ("acc", "acc_a", "acc_v", "imbalance_ratio"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-4), key
+
+
+def test_concurrent_clients_match_sequential_training(tmp_path):
+    base = [
+        "federation.num_clients=6",
+        "federation.clients_per_round=4",
+        "federation.multimodal_ratio=0.5",
+        "engine.threads=1",
+    ]
+    sequential = run(tmp_path, "sequential", *base)
+    concurrent = run(tmp_path, "concurrent", *base, "engine.concurrent_clients=3")
+    assert (tmp_path / "sequential" / "metrics.jsonl").read_bytes() == (
+        tmp_path / "concurrent" / "metrics.jsonl"
+    ).read_bytes()
+    assert concurrent["last"] == sequential["last"]
+
+
+def test_frame_augmentation_is_seeded_per_client():
+    import torch
+
+    from fedcmi.models.resnet import FrameInput
+
+    frames = torch.randint(0, 256, (4, 2, 20, 20, 3), dtype=torch.uint8)
+    aug = FrameInput(16).train()
+    aug.generator = torch.Generator().manual_seed(5)
+    first = aug(frames)
+    aug.generator = torch.Generator().manual_seed(5)
+    assert torch.equal(first, aug(frames))
+    assert first.shape == (4, 2, 3, 16, 16)

@@ -246,10 +246,13 @@ def test_a_failing_cell_does_not_stop_the_others(grid_file, tmp_path, monkeypatc
 
 def test_table_command_draws_bars(tmp_path, capsys):
     path = tmp_path / "results.csv"
-    write_results(path, [
-        ["fedavg", 0.1, 0, 0.8, 0.7, 0.4, "", "", 0.8, 0.8, 0.1, 5, 1, "x"],
-        ["fedcmi", 0.1, 0, 0.9, 0.7, 0.7, 0.6, 0.5, 0.9, 0.8, 0.3, 5, 1, "x"],
-    ])
+    write_results(
+        path,
+        [
+            ["fedavg", 0.1, 0, 0.8, 0.7, 0.4, "", "", 0.8, 0.8, 0.1, 5, 1, "x"],
+            ["fedcmi", 0.1, 0, 0.9, 0.7, 0.7, 0.6, 0.5, 0.9, 0.8, 0.3, 5, 1, "x"],
+        ],
+    )
     assert main(["table", str(path), "--plot", str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
     assert "| fedcmi | 0.1 | 1 |" in capsys.readouterr().out

@@ -83,6 +83,9 @@ class EngineConfig:
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     channels_last: bool = False  # NHWC memory format for convolutional encoders
     compile: bool = False  # torch.compile the encoders (in place; state-dict keys unchanged)
+    # Clients of a round trained at the same time, each on its own model replica (and CUDA
+    # stream on a GPU); the same math as one after another (1 = sequential).
+    concurrent_clients: int = 1
     checkpoint_every: int = 1  # rounds between checkpoints (0 = none); see `fedcmi run --resume`
 
 

@@ -7,7 +7,10 @@ stays on the training device as tensors and is batched by index.
 
 from __future__ import annotations
 
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -50,12 +53,20 @@ def clone_state(state: State) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def seed_client_rngs(seed: int, round_idx: int, cid: int) -> torch.Generator:
-    """Seed the global torch RNG (augmentation) and return the batch-order generator for
-    one client's local training, both derived from (run seed, round, client) alone, so
-    a client trains identically in any process and any order (embedded or Flower)."""
+def seed_client_rngs(
+    seed: int, round_idx: int, cid: int, model: nn.Module | None = None
+) -> torch.Generator:
+    """The batch-order generator of one client's local training, and a device generator
+    for the model's augmentation modules, both derived from (run seed, round, client)
+    alone, so a client trains identically in any process, order or thread."""
     generator = client_generator(seed, round_idx, cid)
-    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    aug_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    torch.manual_seed(aug_seed)  # any other use of the global RNG stays seeded too
+    if model is not None:
+        for module in model.modules():
+            if hasattr(module, "generator"):
+                device = next(model.parameters()).device
+                module.generator = torch.Generator(device=device).manual_seed(aug_seed)
     return generator
 
 
@@ -104,7 +115,7 @@ class ClientTrainer:
             round=round_idx,
             lr=lr_at(round_idx, self.cfg.train, self.cfg.rounds),
             train=self.cfg.train,
-            generator=seed_client_rngs(self.cfg.seed, round_idx, client.cid),
+            generator=seed_client_rngs(self.cfg.seed, round_idx, client.cid, self.model),
             num_classes=self.num_classes,
             autocast=self.autocast,
             timer=timer,
@@ -164,6 +175,14 @@ class EmbeddedEngine:
         self.federation = federation
         self.trainer = ClientTrainer(cfg, data, device)
         self.global_state = self.trainer.initial_state()
+        self.pool = None
+        if cfg.engine.concurrent_clients > 1:  # replicas: each thread trains its own model
+            n = cfg.engine.concurrent_clients
+            self.free_trainers: queue.Queue[ClientTrainer] = queue.Queue()
+            self.free_trainers.put(self.trainer)
+            for _ in range(n - 1):
+                self.free_trainers.put(ClientTrainer(cfg, data, device))
+            self.pool = ThreadPoolExecutor(n, thread_name_prefix="fedcmi-client")
         self.evaluate = Evaluator(cfg, data, self.trainer.model, device)
         self.clients = [
             make_client_data(data.train, idx, mods, cid, device)
@@ -214,32 +233,61 @@ class EmbeddedEngine:
     def _train_clients(
         self, selected: list[int], round_idx: int, attempt: int
     ) -> tuple[list[ClientUpdate], list[dict[str, Any]], list[dict[str, Any]]]:
-        timeout = self.cfg.robustness.client_timeout
+        """Train the clients (one after another, or ``engine.concurrent_clients`` at a
+        time on separate model replicas and CUDA streams); results in schedule order."""
+        if self.pool is None:
+            outcomes = [
+                self._attempt_client(cid, round_idx, attempt, self.trainer) for cid in selected
+            ]
+        else:
+            outcomes = list(
+                self.pool.map(
+                    lambda cid: self._with_free_trainer(cid, round_idx, attempt), selected
+                )
+            )
         updates, logs, failures = [], [], []
-        for cid in selected:
-            draw = draw_faults(self.cfg.faults, self.cfg.seed, round_idx, cid, attempt)
-            started = time.perf_counter()
-            try:
-                if draw.drop:
-                    raise InjectedFault("injected crash")
-                update, log = self.train_client(cid, round_idx)
-            except Exception as exc:  # noqa: BLE001 - one client must not stop the round
-                reason = f"raised {type(exc).__name__}: {exc}"
-                failures.append({"cid": cid, "attempt": attempt, "reason": reason})
-                continue
-            elapsed = time.perf_counter() - started
-            update = corrupt(update, draw)
-            if timeout is not None and (draw.slow or elapsed > timeout):
-                shown = "injected slowness" if draw.slow else f"{elapsed:.1f} s"
-                reason = f"exceeded client_timeout {timeout} s ({shown})"
+        for update, log, failure in outcomes:
+            if failure is not None:
+                failures.append(failure)
             else:
-                reason = validate_update(update, self.global_state)
-            if reason is not None:
-                failures.append({"cid": cid, "attempt": attempt, "reason": reason})
-                continue
-            updates.append(update)
-            logs.append(log)
+                updates.append(update)
+                logs.append(log)
         return updates, logs, failures
+
+    def _with_free_trainer(self, cid: int, round_idx: int, attempt: int):
+        trainer = self.free_trainers.get()
+        try:
+            stream = torch.cuda.Stream() if trainer.device.type == "cuda" else None
+            with torch.cuda.stream(stream) if stream is not None else nullcontext():
+                outcome = self._attempt_client(cid, round_idx, attempt, trainer)
+            if stream is not None:
+                stream.synchronize()
+            return outcome
+        finally:
+            self.free_trainers.put(trainer)
+
+    def _attempt_client(self, cid: int, round_idx: int, attempt: int, trainer: ClientTrainer):
+        """(update, log, None) for an accepted update, else (None, None, failure)."""
+        timeout = self.cfg.robustness.client_timeout
+        draw = draw_faults(self.cfg.faults, self.cfg.seed, round_idx, cid, attempt)
+        started = time.perf_counter()
+        try:
+            if draw.drop:
+                raise InjectedFault("injected crash")
+            update, log = trainer.train(self.clients[cid], self.global_state, round_idx)
+        except Exception as exc:  # noqa: BLE001 - one client must not stop the round
+            reason = f"raised {type(exc).__name__}: {exc}"
+            return None, None, {"cid": cid, "attempt": attempt, "reason": reason}
+        elapsed = time.perf_counter() - started
+        update = corrupt(update, draw)
+        if timeout is not None and (draw.slow or elapsed > timeout):
+            shown = "injected slowness" if draw.slow else f"{elapsed:.1f} s"
+            reason = f"exceeded client_timeout {timeout} s ({shown})"
+        else:
+            reason = validate_update(update, self.global_state)
+        if reason is not None:
+            return None, None, {"cid": cid, "attempt": attempt, "reason": reason}
+        return update, log, None
 
 
 class RoundFailedError(RuntimeError):

@@ -88,6 +88,7 @@ class ImageInput(nn.Module):
     def __init__(self, crop: int) -> None:
         super().__init__()
         self.crop = crop
+        self.generator: torch.Generator | None = None  # set per client by the trainer
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -95,8 +96,9 @@ class ImageInput(nn.Module):
         b, s = images.shape[0], images.shape[1]
         span = s - self.crop
         if self.training and span > 0:
-            oy = torch.randint(0, span + 1, (b,), device=images.device)
-            ox = torch.randint(0, span + 1, (b,), device=images.device)
+            g = self.generator
+            oy = torch.randint(0, span + 1, (b,), device=images.device, generator=g)
+            ox = torch.randint(0, span + 1, (b,), device=images.device, generator=g)
         else:
             oy = ox = torch.full((b,), span // 2, device=images.device)
         steps = torch.arange(self.crop, device=images.device)

@@ -146,6 +146,7 @@ class FrameInput(nn.Module):
         super().__init__()
         self.crop = crop
         self.augment = augment
+        self.generator: torch.Generator | None = None  # set per client by the trainer
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -161,13 +162,16 @@ class FrameInput(nn.Module):
 
     def _crop_grid(self, b: int, f: int, x: Tensor) -> Tensor:
         dev = x.device
-        area = torch.empty(b, device=dev).uniform_(0.08, 1.0)
-        log_ratio = torch.empty(b, device=dev).uniform_(math.log(3 / 4), math.log(4 / 3))
+        g = self.generator
+        area = torch.empty(b, device=dev).uniform_(0.08, 1.0, generator=g)
+        log_ratio = torch.empty(b, device=dev).uniform_(
+            math.log(3 / 4), math.log(4 / 3), generator=g
+        )
         w = torch.sqrt(area * torch.exp(log_ratio)).clamp(max=1.0)
         h = torch.sqrt(area / torch.exp(log_ratio)).clamp(max=1.0)
-        cx = (torch.rand(b, device=dev) * 2 - 1) * (1 - w)
-        cy = (torch.rand(b, device=dev) * 2 - 1) * (1 - h)
-        flip = torch.where(torch.rand(b, device=dev) < 0.5, -1.0, 1.0)
+        cx = (torch.rand(b, device=dev, generator=g) * 2 - 1) * (1 - w)
+        cy = (torch.rand(b, device=dev, generator=g) * 2 - 1) * (1 - h)
+        flip = torch.where(torch.rand(b, device=dev, generator=g) < 0.5, -1.0, 1.0)
         theta = torch.zeros(b, 2, 3, device=dev)
         theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
         theta[:, 1, 1], theta[:, 1, 2] = h, cy
