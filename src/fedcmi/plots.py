@@ -63,14 +63,14 @@ def plot_accuracy(runs: list[Run], path: Path) -> Path:
     keys = [k for k in CURVE_METRICS if any(r.series("test", k) for r in runs)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for run in runs:
+        for i, run in enumerate(runs):  # one colour per run in every panel
             values = run.series("test", key)
             if values:
-                ax.plot(run.rounds, values, label=run.label)
+                ax.plot(run.rounds, values, color=f"C{i}", label=run.label)
         ax.set(title=f"test {key}", xlabel="round", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][0].legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 
