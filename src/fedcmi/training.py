@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +39,6 @@ class RoundContext:
     train: TrainConfig
     generator: torch.Generator  # CPU generator seeded per (run seed, round, client)
     num_classes: int
-    logs: dict = field(default_factory=dict)
     # Wraps each batch's forward pass and loss (mixed precision); none by default.
     autocast: Callable[[], AbstractContextManager] = nullcontext
     # Where batches come from (default: index batching of the client's tensors); the

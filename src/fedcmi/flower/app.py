@@ -11,6 +11,7 @@ from the run config.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,6 @@ from fedcmi.faults import InjectedFault, corrupt, draw_faults
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
-    logs_to_json,
     to_record,
     workspace,
 )
@@ -87,7 +87,7 @@ def train(msg: Message, context: Context) -> Message:
                 {"num-examples": update.num_samples, "loss": float(logs["loss"])}
             ),
             "info": ConfigRecord(
-                {"cid": pid, "modalities": update.modalities, "logs": logs_to_json(logs)}
+                {"cid": pid, "modalities": update.modalities, "logs": json.dumps(logs)}
             ),
         }
     )

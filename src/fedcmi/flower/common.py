@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from flwr.app import ArrayRecord
@@ -63,7 +61,3 @@ def workspace(config_toml: str, data_dir: str | None) -> Workspace:
             cfg, data, federation, ClientTrainer(cfg, data, device), device
         )
     return _WORKSPACES[key]
-
-
-def logs_to_json(logs: dict[str, Any]) -> str:
-    return json.dumps(logs)
