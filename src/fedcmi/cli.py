@@ -302,8 +302,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{row['final_test_acc']:.4f}",
         )
     Console(width=120).print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return _write_json_figures(args.json, results)
+
+
+def _write_json_figures(path: str | None, figures: Any) -> int:
+    """Benchmarks optionally save their figures as JSON (``--json PATH``)."""
+    if path:
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
@@ -342,9 +347,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             f"{100 * r['outside_share']:.1f} %",
         )
     Console(width=140).print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
+    return _write_json_figures(args.json, rows)
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
@@ -366,9 +369,7 @@ def cmd_bench_faults(args: argparse.Namespace) -> int:
             f"{r['updates_rejected']:9d} {r['round_retries']:8d} {r['final_test_acc']:10.4f} "
             f"{r['best_val_round_test_acc']:13.4f}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return _write_json_figures(args.json, result)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
