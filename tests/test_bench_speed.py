@@ -1,11 +1,14 @@
-"""The reference-style loop and the engine compute identical updates in fp32."""
+"""The speed benchmark: the reference-style loop matches the engine, rows are complete."""
+
+import json
 
 import torch
 
-from fedcmi.bench_speed import bench_workload, reference_round
+from fedcmi.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
 from fedcmi.data import load_dataset
 from fedcmi.engine import EmbeddedEngine
 from fedcmi.federation import build_federation
+from fedcmi.phases import PhaseLog
 from tests.conftest import synthetic_config
 
 
@@ -16,22 +19,43 @@ def test_reference_loop_and_engine_give_identical_client_states():
     engine = EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
     engine.run_round(0)  # past warm-up, so round 1 exercises the infiltration loss
     host = [data.train.subset(torch.as_tensor(idx)) for idx in fed.client_indices]
-    timer: dict = {}
-    reference = reference_round(engine, host, timer, round_idx=1)
-    for cid, ref_state in zip(engine.federation.schedule[1], reference):
-        update, _ = engine.trainer.train(engine.clients[cid], engine.global_state, 1)
+    log = PhaseLog(torch.device("cpu"))
+    reference = reference_round(engine, host, round_idx=1, timer=log)
+    assert [u.cid for u in reference] == engine.federation.schedule[1]
+    for ref in reference:
+        update, _ = engine.trainer.train(engine.clients[ref.cid], engine.global_state, 1)
+        assert ref.num_samples == update.num_samples
         for key, value in update.state.items():
-            assert torch.equal(value, ref_state[key]), (cid, key)
-    assert timer["forward"] > 0 and timer["backward"] > 0 and timer["step"] > 0
+            assert torch.equal(value, ref.state[key]), (ref.cid, key)
+    seconds = log.seconds()
+    assert seconds["forward"] > 0 and seconds["backward"] > 0 and seconds["step"] > 0
 
 
-def test_bench_reports_every_variant():
-    from fedcmi.bench_speed import Workload
-
-    cfg = synthetic_config()
+def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
+    cfg = synthetic_config("algorithm.warmup_rounds=1")
     work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))
-    rows = bench_workload(work, torch.device("cpu"))
+    seen = []
+    rows = bench_workload(work, torch.device("cpu"), compile_=False, on_row=seen.append)
+    assert seen == rows
     assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]
     assert rows[0]["speedup_vs_reference"] == 1.0
+    assert rows[2]["precision"] == "bf16" and rows[2]["channels_last"] is True
+    fed = build_federation(work.data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    expected = sum(len(fed.client_indices[c]) for c in fed.schedule[BENCH_ROUND])
     for row in rows:
-        assert row["samples_per_second"] > 0 and 0.0 <= row["outside_share"] <= 1.0
+        assert row["samples"] == expected * cfg.train.local_epochs
+        assert row["samples_per_second"] > 0 and 0.0 <= row["outside_share"] < 1.0
+        json.dumps(row)  # every field is JSON-ready
+
+
+def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
+    import fedcmi.bench_speed as bench
+    from fedcmi.cli import main
+
+    cfg = synthetic_config("algorithm.warmup_rounds=1")
+    work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))
+    monkeypatch.setattr(bench, "av_digits", lambda: work)
+    out = tmp_path / "speed.json"
+    assert main(["bench", "speed", "--workload", "av-digits", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]

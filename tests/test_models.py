@@ -80,3 +80,19 @@ def test_late_fusion_zero_fills_missing_modality():
 def test_encoders_map_inputs_to_feature_dim(name, shape):
     enc = ENCODERS.get(name)(shape, 32)
     assert enc(torch.randn(3, *shape)).shape == (3, 32)
+
+
+def test_encoders_built_for_a_dataset_upcast_float16_inputs():
+    from fedcmi.config import ModelConfig
+    from fedcmi.data.base import MultimodalData, Split
+    from fedcmi.models.base import build_encoders
+
+    x_a = torch.randn(4, 40, 21).half()  # a float16 spectrogram, as prepared caches store
+    split = Split(x_a, torch.randn(4, 7), torch.tensor([0, 1, 0, 1]))
+    data = MultimodalData("t", split, split, split, ["x", "y"], ("a", "v"), ("conv1d-audio", "mlp"))
+    torch.manual_seed(0)
+    enc_a, _ = build_encoders(data, ModelConfig(feature_dim=8))
+    enc_a.eval()
+    # The half batch runs in float32 and gives what its float32 copy gives.
+    assert torch.equal(enc_a(x_a), enc_a(x_a.float()))
+    assert enc_a(x_a).dtype == torch.float32

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from fedcmi.prepare import prepare
 from fedcmi.prepare.cache import CacheMismatchError
@@ -182,6 +183,20 @@ def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(tmp_path):
     summary = one_round(tmp_path, "crema-d", tmp_path / "cache", val_fraction=0.5)
     assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
     assert {"acc_av", "acc_va", "acc_a_head"} <= set(summary["last"]["test"])
+
+
+def test_prepared_data_keeps_its_stored_dtypes(tmp_path):
+    from fedcmi.config import load_config
+    from fedcmi.data import load_dataset
+
+    raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
+    cache = f"data.cache='{tmp_path / 'cache'}'"
+    cfg = load_config(None, ["data.name=crema-d", cache, "data.val_fraction=0.5"])
+    data = load_dataset("crema-d", cfg.data.params)
+    # Resident as stored: float16 spectrograms, uint8 frames (half and a quarter of fp32).
+    for split in (data.train, data.val, data.test):
+        assert split.x_a.dtype == torch.float16 and split.x_v.dtype == torch.uint8
 
 
 def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):

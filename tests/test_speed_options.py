@@ -77,3 +77,17 @@ def test_frame_augmentation_is_seeded_per_client():
     aug.generator = torch.Generator().manual_seed(5)
     assert torch.equal(first, aug(frames))
     assert first.shape == (4, 2, 3, 16, 16)
+
+
+def test_compile_leaves_augmentation_modules_eager():
+    from torch import nn
+
+    from fedcmi.models.resnet import FrameInput, FrameResNet
+    from fedcmi.speed import compile_outside_augmentation
+
+    encoder = nn.Sequential(FrameInput(16), FrameResNet(8, width=4))
+    compile_outside_augmentation(encoder)
+    # The generator-holding crop module stays eager; the ResNet next to it compiles.
+    assert encoder[0]._compiled_call_impl is None
+    assert encoder[1]._compiled_call_impl is not None
+    assert encoder._compiled_call_impl is None

@@ -1,35 +1,63 @@
-"""``fedcmi bench speed``: one FedCMI round three ways, as ratios from one run.
+"""``fedcmi bench speed``: one FedCMI round several ways, as ratios from one run.
 
 1. reference: how research code trains: fp32, clients one after another, a per-sample
    ``Dataset`` + ``DataLoader`` (host tensors, moved to the device per batch), the
    global model deep-copied for every client;
 2. default: this engine (tensors on the device, index batching, one reused model);
-3. fastest: the engine with ``precision = "bf16"`` and ``channels_last`` (``compile``
-   too with ``--compile``).
+3. fastest: the engine with ``precision = "bf16"``, ``channels_last``,
+   ``deterministic = false`` (cuDNN autotuning) and, on a GPU, the round's clients
+   trained concurrently;
+4. fastest+compile (with ``--compile``): the same plus ``torch.compile``.
 
-Workloads: ``crema-shaped`` (random tensors with CREMA-D's shapes, two ResNet-18s,
-5 clients x 335 samples, ``--scale`` shrinks the client size for CPUs) and
-``av-digits`` (the default preset). Each line gives samples/s, seconds per round, peak
-memory and the share of round time spent outside forward/backward/optimizer steps.
+The benchmarked round is FedCMI's first round after its warm-up round, so the global
+teacher, the class-wise temperatures and the infiltration loss all run; it is timed end
+to end (client training, aggregation, evaluation of the val and test splits). Before
+the timed round every variant trains each of its model replicas for one local epoch
+and runs one one-epoch round, untimed (CUDA start-up, cuDNN, allocator, compilation).
+
+Workloads: ``crema-shaped`` (random tensors with CREMA-D's shapes and stored dtypes,
+float16 spectrograms and uint8 frames, two ResNet-18s, 5 clients x 335 samples;
+``--scale`` shrinks the client size for CPUs) and ``av-digits`` (the default preset).
+Each row gives samples/s, seconds per round, peak memory and the share of round time
+in which no model computation ran: no client was in a forward pass (the teacher's and
+the prototype/temperature passes included), backward pass or optimizer step, and the
+evaluation's forward passes were not running. Phase intervals come from CUDA events on
+each client's stream, so nothing is stalled to measure them, and overlapping clients
+are counted once; ``phase_seconds`` gives each phase's summed time.
 """
 
 from __future__ import annotations
 
 import copy
+import platform
 import resource
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fedcmi.aggregation import ClientUpdate, State
 from fedcmi.config import Config, load_config
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData, Split
-from fedcmi.engine import EmbeddedEngine, lr_at, seed_client_rngs, select_device
+from fedcmi.engine import (
+    EmbeddedEngine,
+    clone_state,
+    lr_at,
+    participants,
+    seed_client_rngs,
+    select_device,
+)
 from fedcmi.federation import build_federation
+from fedcmi.phases import PhaseLog
+from fedcmi.speed import configure_torch
 from fedcmi.training import Batch, ClientData, RoundContext, batch_indices
+
+BENCH_ROUND = 1  # 0-based: the round after FedCMI's warm-up round (warmup_rounds = 1)
 
 
 @dataclass
@@ -43,7 +71,7 @@ def crema_shaped(scale: float, epochs: int, seed: int = 0) -> Workload:
     per_client = max(4, int(round(335 * scale)))
     n = 5 * per_client + 12
     gen = torch.Generator().manual_seed(seed)
-    x_a = torch.randn(n, 257, 299, generator=gen)
+    x_a = torch.randn(n, 257, 299, generator=gen).half()  # stored as the cache stores it
     x_v = torch.randint(0, 256, (n, 2, 224, 224, 3), generator=gen, dtype=torch.uint8)
     y = torch.arange(n) % 6
     train = Split(x_a[12:], x_v[12:], y[12:])
@@ -61,7 +89,7 @@ def crema_shaped(scale: float, epochs: int, seed: int = 0) -> Workload:
         None,
         [
             "data.name=synthetic",
-            "rounds=1",
+            f"rounds={BENCH_ROUND + 1}",
             "federation.num_clients=5",
             "federation.clients_per_round=5",
             "federation.alpha=1000.0",
@@ -79,7 +107,7 @@ def crema_shaped(scale: float, epochs: int, seed: int = 0) -> Workload:
 
 
 def av_digits() -> Workload:
-    cfg = load_config("configs/av-digits-fedcmi.toml", ["rounds=1"])
+    cfg = load_config("configs/av-digits-fedcmi.toml", [f"rounds={BENCH_ROUND + 1}"])
     return Workload("av-digits", cfg, load_dataset(cfg.data.name, cfg.data.params))
 
 
@@ -108,14 +136,17 @@ def _loader_batches(host: Split, device: torch.device):
 
 
 def reference_round(
-    engine: EmbeddedEngine, host_clients: list[Split], timer: dict, round_idx: int = 0
-) -> list:
-    """One round the reference way; returns the client states (for the equality test)."""
+    engine: EmbeddedEngine,
+    host_clients: list[Split],
+    round_idx: int = BENCH_ROUND,
+    timer: PhaseLog | None = None,
+) -> list[ClientUpdate]:
+    """The round's client training the reference way (a fresh deep copy per client)."""
     cfg, algorithm = engine.cfg, engine.algorithm
     global_model = copy.deepcopy(engine.trainer.model)
     global_model.load_state_dict(engine.global_state)
-    states = []
-    for cid in engine.federation.schedule[round_idx]:
+    updates = []
+    for cid in participants(algorithm, engine.federation, round_idx):
         model = copy.deepcopy(global_model)  # as the reference code does, per client
         client = engine.clients[cid]
         ctx = RoundContext(
@@ -128,91 +159,184 @@ def reference_round(
             timer=timer,
         )
         algorithm.local_train(model, engine.global_state, client, ctx)
-        states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-    return states
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        updates.append(ClientUpdate(cid, client.modalities, len(client), state))
+    return updates
 
 
-def _measure(fn, device: torch.device) -> tuple[float, float]:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**30
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS
-    return time.perf_counter() - started, peak
-
-
-def bench_workload(
-    work: Workload, device: torch.device, compile_: bool = False
-) -> list[dict[str, Any]]:
-    cfg = replace(work.cfg, engine=replace(work.cfg.engine, device=str(device)))
-    fed = build_federation(work.data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    samples = sum(len(fed.client_indices[c]) for c in fed.schedule[0]) * cfg.train.local_epochs
-    rows = []
+def variants(cfg: Config, device: torch.device, compile_: bool) -> list[tuple[str, Config]]:
+    """(label, config) of every variant; "reference" runs the reference-style loop."""
     # Concurrent clients on a GPU only: on a CPU the cores are already busy in each op.
-    # (Phase times then add up across threads, so the outside share reads 0 there.)
     concurrency = cfg.federation.clients_per_round if device.type == "cuda" else 1
-    variants = [
-        ("reference", cfg, True),
-        ("default", cfg, False),
-        (
-            "fastest",
-            replace(
-                cfg,
-                engine=replace(
-                    cfg.engine,
-                    precision="bf16",
-                    channels_last=True,
-                    compile=compile_,
-                    concurrent_clients=concurrency,
-                ),
-            ),
-            False,
-        ),
-    ]
-    for label, variant_cfg, reference in variants:
-        engine = EmbeddedEngine(variant_cfg, work.data, fed, device)
-        timer: dict[str, float] = {}
-        if reference:
-            host = [work.data.train.subset(torch.as_tensor(idx)) for idx in fed.client_indices]
-            seconds, peak = _measure(
-                lambda e=engine, h=host, t=timer: reference_round(e, h, t), device
-            )
-        else:
-            if variant_cfg.engine.compile:
-                _engine_round(engine, None)  # compile outside the timed round
-            seconds, peak = _measure(lambda e=engine, t=timer: _engine_round(e, t), device)
-        inside = sum(timer.values())
-        rows.append(
-            {
-                "workload": work.name,
-                "variant": label,
-                "device": str(device),
-                "samples_per_second": round(samples / seconds, 1),
-                "seconds_per_round": round(seconds, 3),
-                "peak_memory_gib": round(peak, 2),
-                "outside_share": round(max(0.0, 1 - inside / seconds), 3),
-            }
-        )
-    base = rows[0]["seconds_per_round"]
-    for row in rows:
-        row["speedup_vs_reference"] = round(base / row["seconds_per_round"], 2)
+    fast = replace(
+        cfg.engine,
+        precision="bf16",
+        channels_last=True,
+        concurrent_clients=concurrency,
+        deterministic=False,
+    )
+    rows = [("reference", cfg), ("default", cfg), ("fastest", replace(cfg, engine=fast))]
+    if compile_:
+        rows.append(("fastest+compile", replace(cfg, engine=replace(fast, compile=True))))
     return rows
 
 
-def _engine_round(engine: EmbeddedEngine, timer: dict | None) -> None:
-    for cid in engine.federation.schedule[0]:
-        engine.trainer.train(engine.clients[cid], engine.global_state, 0, timer=timer)
+class VariantRun:
+    """One variant's engine and its round, run from the same starting state each time."""
+
+    def __init__(self, label: str, cfg: Config, work: Workload, fed, device) -> None:
+        self.label, self.device, self.workload = label, device, work.name
+        configure_torch(cfg)  # determinism and cuDNN autotuning, as `fedcmi run` sets them
+        self.engine = EmbeddedEngine(cfg, work.data, fed, device)
+        self.start: State = clone_state(self.engine.global_state)
+        self.host = None
+        if label == "reference":
+            self.host = [work.data.train.subset(torch.as_tensor(i)) for i in fed.client_indices]
+
+    def round(self, log: PhaseLog | None = None) -> None:
+        """One end-to-end round: client training, aggregation, evaluation."""
+        engine = self.engine
+        engine.global_state = self.start
+        if self.host is None:
+            engine.phase_log = log
+            engine.run_round(BENCH_ROUND)
+            return
+        updates = reference_round(engine, self.host, BENCH_ROUND, log)
+        state = engine.algorithm.aggregate(engine.global_state, updates, engine.cfg.robustness)
+        with nullcontext() if log is None else log.phase("evaluate"):
+            engine.evaluate(state)
+
+    def warm_up(self) -> float:
+        """Untimed: one local epoch on every model replica, then a one-epoch round."""
+        started = time.perf_counter()
+        with one_local_epoch(self.engine):
+            if self.host is None:
+                first = self.engine.clients[self.engine.federation.schedule[BENCH_ROUND][0]]
+                for trainer in self.engine.trainers:  # compiles each replica, one at a time
+                    trainer.train(first, self.start, BENCH_ROUND)
+            self.round()
+        _sync(self.device)
+        return time.perf_counter() - started
 
 
-def bench_speed(workloads: list[str], scale: float, epochs: int, compile_: bool) -> list[dict]:
+@contextmanager
+def one_local_epoch(engine: EmbeddedEngine) -> Iterator[None]:
+    saved = engine.cfg
+    short = replace(saved, train=replace(saved.train, local_epochs=1))
+    engine.cfg = short
+    for trainer in engine.trainers:
+        trainer.cfg = short
+    try:
+        yield
+    finally:
+        engine.cfg = saved
+        for trainer in engine.trainers:
+            trainer.cfg = saved
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _measure(fn: Callable[[], None], device: torch.device) -> tuple[float, float]:
+    """Wall seconds of ``fn`` and peak memory in GiB (GPU: peak allocated during ``fn``;
+    CPU: the process's peak RSS so far)."""
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    fn()
+    _sync(device)
+    seconds = time.perf_counter() - started
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return seconds, peak
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def bench_workload(
+    work: Workload,
+    device: torch.device,
+    compile_: bool = False,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every variant's row on one workload; ``on_row`` sees each row as it is measured."""
+    cfg = replace(work.cfg, engine=replace(work.cfg.engine, device=str(device)))
+    fed = build_federation(work.data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    rows: list[dict[str, Any]] = []
+    with torch_settings_restored():
+        for label, variant_cfg in variants(cfg, device, compile_):
+            row = bench_variant(VariantRun(label, variant_cfg, work, fed, device))
+            base = rows[0]["seconds_per_round"] if rows else row["seconds_per_round"]
+            row["speedup_vs_reference"] = round(base / row["seconds_per_round"], 2)
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return rows
+
+
+@contextmanager
+def torch_settings_restored() -> Iterator[None]:
+    """Variants change process-wide settings (determinism, cuDNN autotuning); undo them."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def bench_variant(run: VariantRun) -> dict[str, Any]:
+    """One row: warm the variant up, then time one end-to-end round."""
+    engine = run.engine
+    cfg, fed = engine.cfg, engine.federation
+    selected = participants(engine.algorithm, fed, BENCH_ROUND)
+    samples = sum(len(fed.client_indices[c]) for c in selected) * cfg.train.local_epochs
+    warm = run.warm_up()
+    log = PhaseLog(run.device)
+    seconds, peak = _measure(lambda: run.round(log), run.device)
+    return {
+        "workload": run.workload,
+        "variant": run.label,
+        "device": device_name(run.device),
+        "torch": torch.__version__,
+        "clients": len(selected),
+        "local_epochs": cfg.train.local_epochs,
+        "samples": samples,
+        "precision": cfg.engine.precision,
+        "channels_last": cfg.engine.channels_last,
+        "compile": cfg.engine.compile,
+        "concurrent_clients": cfg.engine.concurrent_clients,
+        "deterministic": cfg.engine.deterministic,
+        "samples_per_second": round(samples / seconds, 1),
+        "seconds_per_round": round(seconds, 3),
+        "warm_up_seconds": round(warm, 1),
+        "peak_memory_gib": round(peak, 2),
+        "outside_share": round(max(0.0, 1 - log.busy_seconds() / seconds), 3),
+        "phase_seconds": {k: round(v, 3) for k, v in log.seconds().items()},
+    }
+
+
+def bench_speed(
+    workloads: list[str],
+    scale: float,
+    epochs: int,
+    compile_: bool,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict]:
     device = select_device("auto")
     rows: list[dict] = []
     for name in workloads:
         work = crema_shaped(scale, epochs) if name == "crema-shaped" else av_digits()
-        rows += bench_workload(work, device, compile_)
+        rows += bench_workload(work, device, compile_, on_row)
     return rows

@@ -21,8 +21,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-import tomli_w
-
 
 class ConfigError(ValueError):
     """A config value or key is invalid; the message names the dotted key at fault."""
@@ -76,6 +74,8 @@ class EvalConfig:
 @dataclass
 class EngineConfig:
     device: str = "auto"
+    # Deterministic kernels (the default); false lets cuDNN autotune convolutions (faster
+    # on a GPU, not bit-reproducible). See fedcmi.speed.configure_torch.
     deterministic: bool = True
     threads: int | None = None
     # fp32; tf32 (CUDA matmuls/convolutions in TF32); bf16 (autocast of the local
@@ -150,6 +150,8 @@ class Config:
         return out
 
     def to_toml(self) -> str:
+        import tomli_w  # imported here: loading a config (e.g. for a benchmark) needs none
+
         return tomli_w.dumps(self.to_dict())
 
     def validate(self) -> None:

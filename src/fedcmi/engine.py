@@ -24,6 +24,7 @@ from fedcmi.data.base import MultimodalData, Split
 from fedcmi.faults import InjectedFault, corrupt, draw_faults, validate_update
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
+from fedcmi.phases import PhaseLog
 from fedcmi.speed import autocast_factory, prepare_model
 from fedcmi.training import ClientData, RoundContext
 
@@ -73,15 +74,22 @@ def seed_client_rngs(
 def make_client_data(
     train: Split, indices: np.ndarray, modalities: str, cid: int, device: torch.device
 ) -> ClientData:
-    """A client's partition on ``device``; the modality it lacks is None."""
-    index = torch.as_tensor(indices, device=device)
-    train = train.to(device)
+    """A client's partition on ``device``; the modality it lacks is None.
+
+    Rows are gathered on the host and only the partition is copied, so the device never
+    holds a second copy of the whole training split.
+    """
+    index = torch.as_tensor(indices, dtype=torch.long, device=train.y.device)
+
+    def part(x: torch.Tensor) -> torch.Tensor:
+        return x[index.to(x.device)].to(device)
+
     return ClientData(
         cid=cid,
         modalities=modalities,
-        x_a=train.x_a[index] if "a" in modalities else None,
-        x_v=train.x_v[index] if "v" in modalities else None,
-        y=train.y[index],
+        x_a=part(train.x_a) if "a" in modalities else None,
+        x_v=part(train.x_v) if "v" in modalities else None,
+        y=part(train.y),
     )
 
 
@@ -108,7 +116,7 @@ class ClientTrainer:
         client: ClientData,
         global_state: State,
         round_idx: int,
-        timer: dict[str, float] | None = None,
+        timer: PhaseLog | None = None,
     ) -> tuple[ClientUpdate, dict[str, Any]]:
         self.model.load_state_dict(global_state)
         ctx = RoundContext(
@@ -175,14 +183,17 @@ class EmbeddedEngine:
         self.federation = federation
         self.trainer = ClientTrainer(cfg, data, device)
         self.global_state = self.trainer.initial_state()
+        # Replicas for concurrent clients: each thread trains its own model.
+        self.trainers = [self.trainer] + [
+            ClientTrainer(cfg, data, device) for _ in range(cfg.engine.concurrent_clients - 1)
+        ]
         self.pool = None
-        if cfg.engine.concurrent_clients > 1:  # replicas: each thread trains its own model
-            n = cfg.engine.concurrent_clients
+        if len(self.trainers) > 1:
             self.free_trainers: queue.Queue[ClientTrainer] = queue.Queue()
-            self.free_trainers.put(self.trainer)
-            for _ in range(n - 1):
-                self.free_trainers.put(ClientTrainer(cfg, data, device))
-            self.pool = ThreadPoolExecutor(n, thread_name_prefix="fedcmi-client")
+            for trainer in self.trainers:
+                self.free_trainers.put(trainer)
+            self.pool = ThreadPoolExecutor(len(self.trainers), thread_name_prefix="fedcmi-client")
+        self.phase_log: PhaseLog | None = None  # set by benchmarks to see where time goes
         self.evaluate = Evaluator(cfg, data, self.trainer.model, device)
         self.clients = [
             make_client_data(data.train, idx, mods, cid, device)
@@ -222,9 +233,9 @@ class EmbeddedEngine:
             )
         if updates:  # a round where no sampled client can take part leaves the model as is
             self.global_state = self.algorithm.aggregate(self.global_state, updates, rob)
-        record = round_record(
-            round_idx, self.cfg, selected, client_logs, self.evaluate(self.global_state)
-        )
+        with nullcontext() if self.phase_log is None else self.phase_log.phase("evaluate"):
+            evaluation = self.evaluate(self.global_state)
+        record = round_record(round_idx, self.cfg, selected, client_logs, evaluation)
         if rejected:
             record["rejected"] = rejected
             record["attempts"] = attempt + 1
@@ -257,11 +268,16 @@ class EmbeddedEngine:
     def _with_free_trainer(self, cid: int, round_idx: int, attempt: int):
         trainer = self.free_trainers.get()
         try:
-            stream = torch.cuda.Stream() if trainer.device.type == "cuda" else None
-            with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            if trainer.device.type != "cuda":
+                return self._attempt_client(cid, round_idx, attempt, trainer)
+            # Pool streams do not wait for the default stream by themselves: order this
+            # client after the work that made the global state and the client data, and
+            # finish it before its update is aggregated on the default stream.
+            stream = torch.cuda.Stream(trainer.device)
+            stream.wait_stream(torch.cuda.default_stream(trainer.device))
+            with torch.cuda.stream(stream):
                 outcome = self._attempt_client(cid, round_idx, attempt, trainer)
-            if stream is not None:
-                stream.synchronize()
+            stream.synchronize()
             return outcome
         finally:
             self.free_trainers.put(trainer)
@@ -274,7 +290,9 @@ class EmbeddedEngine:
         try:
             if draw.drop:
                 raise InjectedFault("injected crash")
-            update, log = trainer.train(self.clients[cid], self.global_state, round_idx)
+            update, log = trainer.train(
+                self.clients[cid], self.global_state, round_idx, timer=self.phase_log
+            )
         except Exception as exc:  # noqa: BLE001 - one client must not stop the round
             reason = f"raised {type(exc).__name__}: {exc}"
             return None, None, {"cid": cid, "attempt": attempt, "reason": reason}

@@ -26,6 +26,7 @@ from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine import EmbeddedEngine, select_device
 from fedcmi.federation import Federation, build_federation
+from fedcmi.speed import configure_torch
 
 SELECTION_KEY = "acc"  # best round = highest val fused accuracy (earliest on ties)
 
@@ -63,14 +64,6 @@ def prepare_run_dir(out: Path) -> Path:
             f"{MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints and metrics"
         )
     return out
-
-
-def configure_torch(cfg: Config) -> None:
-    if cfg.engine.threads:
-        torch.set_num_threads(cfg.engine.threads)
-    if cfg.engine.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
 class BestTracker:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from fedcmi.config import TrainConfig
+from fedcmi.phases import PhaseLog
 
 
 @dataclass
@@ -44,9 +44,9 @@ class RoundContext:
     # Where batches come from (default: index batching of the client's tensors); the
     # speed benchmark swaps in a per-sample DataLoader, as reference code does.
     batches: Callable[[ClientData, RoundContext], Iterator[Batch]] | None = None
-    # When set, seconds spent in forward+loss, backward and optimizer steps accumulate
-    # here (with device synchronisation, so only for benchmarks).
-    timer: dict[str, float] | None = None
+    # When set, the intervals spent in forward+loss, backward and optimizer steps are
+    # logged here (benchmarks; CUDA events, so the device is not stalled).
+    timer: PhaseLog | None = None
 
 
 @dataclass
@@ -68,16 +68,30 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[T
 
 
 def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
-    """All local epochs' batches, gathered by index from the client's tensors."""
-    device = client.y.device
-    for _ in range(ctx.train.local_epochs):
-        for idx in batch_indices(len(client), ctx.train.batch_size, ctx.generator):
-            idx = idx.to(device)
-            yield Batch(
-                None if client.x_a is None else client.x_a[idx],
-                None if client.x_v is None else client.x_v[idx],
-                client.y[idx],
-            )
+    """All local epochs' batches, gathered by index from the client's tensors.
+
+    The batch order of every epoch is drawn up front and copied to the device at once:
+    a host-to-device copy per batch would make the host wait for the GPU at every step.
+    """
+    epochs = [
+        batch_indices(len(client), ctx.train.batch_size, ctx.generator)
+        for _ in range(ctx.train.local_epochs)
+    ]
+    flat = [idx for epoch in epochs for idx in epoch]
+    if not flat:
+        return
+    on_device = torch.cat(flat).to(client.y.device).split([len(idx) for idx in flat])
+    for idx in on_device:
+        yield Batch(
+            None if client.x_a is None else client.x_a[idx],
+            None if client.x_v is None else client.x_v[idx],
+            client.y[idx],
+        )
+
+
+def timed(ctx: RoundContext, phase: str) -> AbstractContextManager:
+    """Logs the enclosed work as ``phase`` in ``ctx.timer`` (nothing without a timer)."""
+    return nullcontext() if ctx.timer is None else ctx.timer.phase(phase)
 
 
 def make_optimizer(model: nn.Module, ctx: RoundContext) -> torch.optim.Optimizer:
@@ -124,48 +138,18 @@ def train_local(
     params = list(model.parameters())
     total = torch.zeros((), device=client.y.device)
     steps = 0
-    timer = StepTimer(ctx.timer, client.y.device)
     for batch in (ctx.batches or iterate_batches)(client, ctx):
         optimizer.zero_grad(set_to_none=True)
-        with timer("forward"), ctx.autocast():
+        with timed(ctx, "forward"), ctx.autocast():
             loss = loss_fn(batch)
-        with timer("backward"):
+        with timed(ctx, "backward"):
             loss.backward()
             if after_backward is not None:
                 after_backward()
             if prox_mu and global_params is not None:
                 add_proximal_gradient(params, global_params, prox_mu)
-        with timer("step"):
+        with timed(ctx, "step"):
             optimizer.step()
         total += loss.detach()
         steps += 1
     return {"loss": float(total) / max(steps, 1), "steps": steps}
-
-
-class StepTimer:
-    """Accumulates wall time per phase into ``sink`` (a no-op when ``sink`` is None)."""
-
-    def __init__(self, sink: dict[str, float] | None, device: torch.device) -> None:
-        self.sink = sink
-        self.cuda = device.type == "cuda"
-
-    def __call__(self, phase: str) -> AbstractContextManager:
-        return nullcontext() if self.sink is None else _Phase(self, phase)
-
-
-class _Phase:
-    def __init__(self, timer: StepTimer, phase: str) -> None:
-        self.timer, self.phase = timer, phase
-
-    def _sync(self) -> None:
-        if self.timer.cuda:
-            torch.cuda.synchronize()
-
-    def __enter__(self) -> None:
-        self._sync()
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc) -> None:
-        self._sync()
-        sink = self.timer.sink
-        sink[self.phase] = sink.get(self.phase, 0.0) + time.perf_counter() - self.start

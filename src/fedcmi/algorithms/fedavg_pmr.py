@@ -33,7 +33,7 @@ from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.algorithms.fedavg_ogm import true_class_score
 from fedcmi.models import LateFusionModel
-from fedcmi.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.training import Batch, ClientData, RoundContext, timed, train_local
 
 
 def class_prototypes(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -80,7 +80,10 @@ class FedAvgPMR(BalancedFedAvg):
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        protos = local_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))
+        with timed(ctx, "forward"):
+            protos = local_prototypes(
+                model, client, ctx.num_classes, max(256, ctx.train.batch_size)
+            )
         a_dominant = 0
 
         def loss_fn(batch: Batch) -> Tensor:

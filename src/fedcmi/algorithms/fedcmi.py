@@ -36,7 +36,7 @@ from fedcmi.config import ModelConfig
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
-from fedcmi.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.training import Batch, ClientData, RoundContext, timed, train_local
 
 PROB_FLOOR = 1e-12  # keeps probability ratios finite when a softmax underflows
 
@@ -173,7 +173,8 @@ class FedCMI(Algorithm):
         p = self.params
         use_cmi = ctx.round >= p.warmup_rounds and p.lambda2 > 0
         teacher = self.teacher(model, global_state) if use_cmi else None
-        temps = self.round_temperatures(teacher, client, ctx) if use_cmi else None
+        with timed(ctx, "forward"):  # the teacher's pass over the client's data
+            temps = self.round_temperatures(teacher, client, ctx) if use_cmi else None
         a_dominant = torch.zeros((), device=client.y.device)
         batches = 0
 

@@ -14,7 +14,7 @@ from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine import ClientTrainer, select_device
 from fedcmi.federation import Federation, build_federation
-from fedcmi.runner import configure_torch
+from fedcmi.speed import configure_torch
 
 try:
     import tomllib

@@ -64,9 +64,20 @@ def build_encoders(data: MultimodalData, cfg: ModelConfig) -> tuple[nn.Module, n
         options = {**data.encoder_options[i], **getattr(cfg, f"options_{side}")}
         factory = ENCODERS.get(names[i])
         try:
-            encoders.append(factory(data.shapes[i], cfg.feature_dim, **options))
+            encoder = factory(data.shapes[i], cfg.feature_dim, **options)
         except TypeError as exc:
             raise ValueError(
                 f"model.options_{side} = {options}: not accepted by encoder {names[i]!r} ({exc})"
             ) from None
+        encoder.register_forward_pre_hook(upcast_half_input)
+        encoders.append(encoder)
     return encoders[0], encoders[1]
+
+
+def upcast_half_input(module: nn.Module, args: tuple) -> tuple | None:
+    """float16 inputs (prepared spectrograms are stored and kept resident in float16)
+    become float32 batch by batch, so every encoder sees the dtype its weights have;
+    autocast still lowers the encoder's own computation when bf16 is on."""
+    if args and isinstance(args[0], Tensor) and args[0].dtype == torch.float16:
+        return (args[0].float(), *args[1:])
+    return None
