@@ -91,3 +91,27 @@ def test_compile_leaves_augmentation_modules_eager():
     assert encoder[0]._compiled_call_impl is None
     assert encoder[1]._compiled_call_impl is not None
     assert encoder._compiled_call_impl is None
+
+
+def test_closing_a_concurrent_engine_stops_its_client_threads():
+    import threading
+
+    import torch
+
+    from fedcmi.data import load_dataset
+    from fedcmi.engine import EmbeddedEngine
+    from fedcmi.federation import build_federation
+
+    def client_threads() -> set:
+        return {t for t in threading.enumerate() if t.name.startswith("fedcmi-client")}
+
+    others = client_threads()  # any left by other tests' engines
+    cfg = synthetic_config("engine.concurrent_clients=2")
+    data = load_dataset(cfg.data.name, cfg.data.params)
+    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    engine = EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
+    assert len(engine.trainers) == 2
+    engine.run_round(0)
+    assert client_threads() - others
+    engine.close()
+    assert not client_threads() - others

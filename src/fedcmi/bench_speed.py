@@ -29,6 +29,7 @@ are counted once; ``phase_seconds`` gives each phase's summed time.
 from __future__ import annotations
 
 import copy
+import gc
 import platform
 import resource
 import time
@@ -193,6 +194,15 @@ class VariantRun:
         if label == "reference":
             self.host = [work.data.train.subset(torch.as_tensor(i)) for i in fed.client_indices]
 
+    def close(self) -> None:
+        """Free the variant's threads and device memory before the next one is built, so
+        each row's peak memory is its own."""
+        self.engine.close()
+        self.engine = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def round(self, log: PhaseLog | None = None) -> None:
         """One end-to-end round: client training, aggregation, evaluation."""
         engine = self.engine
@@ -274,7 +284,10 @@ def bench_workload(
     rows: list[dict[str, Any]] = []
     with torch_settings_restored():
         for label, variant_cfg in variants(cfg, device, compile_):
-            row = bench_variant(VariantRun(label, variant_cfg, work, fed, device))
+            run = VariantRun(label, variant_cfg, work, fed, device)
+            row = bench_variant(run)
+            run.close()
+            del run
             base = rows[0]["seconds_per_round"] if rows else row["seconds_per_round"]
             row["speedup_vs_reference"] = round(base / row["seconds_per_round"], 2)
             rows.append(row)

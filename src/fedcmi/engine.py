@@ -204,6 +204,12 @@ class EmbeddedEngine:
     def algorithm(self):
         return self.trainer.algorithm
 
+    def close(self) -> None:
+        """Stop the client threads (concurrent clients); the engine cannot train after."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
     def train_client(self, cid: int, round_idx: int) -> tuple[ClientUpdate, dict[str, Any]]:
         return self.trainer.train(self.clients[cid], self.global_state, round_idx)
 

@@ -204,6 +204,8 @@ def run_experiment(
         raise RunInterrupted(
             f"interrupted after round {done}; continue with `fedcmi run --resume {writer.out}`"
         ) from None
+    finally:
+        engine.close()
     return writer.finish(engine.global_state, str(device), engine="embedded")
 
 
