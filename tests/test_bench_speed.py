@@ -59,3 +59,15 @@ def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
     assert main(["bench", "speed", "--workload", "av-digits", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]
+
+
+def test_crema_shaped_workload_has_cremas_shapes_dtypes_and_split_sizes():
+    from fedcmi.bench_speed import crema_shaped
+
+    work = crema_shaped(scale=0.02, epochs=1)
+    data = work.data
+    # 335 x 0.02 -> 7 clips per client; 744 x 0.02 -> 15 val and 15 test clips.
+    assert (len(data.train), len(data.val), len(data.test)) == (35, 15, 15)
+    assert data.train.x_a.shape[1:] == (257, 299) and data.train.x_a.dtype == torch.float16
+    assert data.train.x_v.shape[1:] == (2, 224, 224, 3) and data.train.x_v.dtype == torch.uint8
+    assert work.cfg.federation.clients_per_round == 5 and work.cfg.train.batch_size == 64

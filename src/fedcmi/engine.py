@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from fedcmi.data.base import MultimodalData, Split
 from fedcmi.faults import InjectedFault, corrupt, draw_faults, validate_update
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
-from fedcmi.phases import PhaseLog
+from fedcmi.phases import PhaseLog, logged
 from fedcmi.speed import autocast_factory, prepare_model
 from fedcmi.training import ClientData, RoundContext
 
@@ -79,10 +78,10 @@ def make_client_data(
     Rows are gathered on the host and only the partition is copied, so the device never
     holds a second copy of the whole training split.
     """
-    index = torch.as_tensor(indices, dtype=torch.long, device=train.y.device)
+    index = torch.as_tensor(indices, dtype=torch.long)
 
     def part(x: torch.Tensor) -> torch.Tensor:
-        return x[index.to(x.device)].to(device)
+        return x[index].to(device)
 
     return ClientData(
         cid=cid,
@@ -239,7 +238,7 @@ class EmbeddedEngine:
             )
         if updates:  # a round where no sampled client can take part leaves the model as is
             self.global_state = self.algorithm.aggregate(self.global_state, updates, rob)
-        with nullcontext() if self.phase_log is None else self.phase_log.phase("evaluate"):
+        with logged(self.phase_log, "evaluate"):
             evaluation = self.evaluate(self.global_state)
         record = round_record(round_idx, self.cfg, selected, client_logs, evaluation)
         if rejected:

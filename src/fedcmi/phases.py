@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -76,6 +76,11 @@ class PhaseLog:
     def busy_seconds(self) -> float:
         """Length of the union of all intervals: time in which some client was in a phase."""
         return union_length([(start, end) for _, start, end in self.intervals()])
+
+
+def logged(log: PhaseLog | None, name: str) -> AbstractContextManager:
+    """Logs the enclosed work as phase ``name`` in ``log`` (nothing without a log)."""
+    return nullcontext() if log is None else log.phase(name)
 
 
 def union_length(intervals: list[tuple[float, float]]) -> float:

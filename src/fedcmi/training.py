@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from fedcmi.config import TrainConfig
-from fedcmi.phases import PhaseLog
+from fedcmi.phases import PhaseLog, logged
 
 
 @dataclass
@@ -73,11 +73,11 @@ def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
     The batch order of every epoch is drawn up front and copied to the device at once:
     a host-to-device copy per batch would make the host wait for the GPU at every step.
     """
-    epochs = [
-        batch_indices(len(client), ctx.train.batch_size, ctx.generator)
+    flat = [
+        idx
         for _ in range(ctx.train.local_epochs)
+        for idx in batch_indices(len(client), ctx.train.batch_size, ctx.generator)
     ]
-    flat = [idx for epoch in epochs for idx in epoch]
     if not flat:
         return
     on_device = torch.cat(flat).to(client.y.device).split([len(idx) for idx in flat])
@@ -91,7 +91,7 @@ def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
 
 def timed(ctx: RoundContext, phase: str) -> AbstractContextManager:
     """Logs the enclosed work as ``phase`` in ``ctx.timer`` (nothing without a timer)."""
-    return nullcontext() if ctx.timer is None else ctx.timer.phase(phase)
+    return logged(ctx.timer, phase)
 
 
 def make_optimizer(model: nn.Module, ctx: RoundContext) -> torch.optim.Optimizer:
