@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from fedcmi.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
@@ -45,6 +46,10 @@ def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
     for row in rows:
         assert row["samples"] == expected * cfg.train.local_epochs
         assert row["samples_per_second"] > 0 and 0.0 <= row["outside_share"] < 1.0
+        # Evaluation is timed apart from the training round, and both make the whole.
+        assert row["evaluation_seconds"] > 0
+        whole = row["seconds_per_round"] + row["evaluation_seconds"]
+        assert whole == pytest.approx(row["seconds_with_evaluation"], abs=2e-3)
         json.dumps(row)  # every field is JSON-ready
 
 

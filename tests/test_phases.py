@@ -32,3 +32,13 @@ def test_phase_log_sums_and_union_on_cpu_threads():
     assert seconds["forward"] >= 3 * 0.05 and seconds["backward"] == 0.0
     # Three overlapping sleeps: the union is far shorter than their sum.
     assert 0.05 <= log.busy_seconds() < seconds["forward"]
+
+
+def test_busy_seconds_can_leave_phases_out():
+    log = PhaseLog(torch.device("cpu"))
+    with log.phase("forward"):
+        time.sleep(0.02)
+    with log.phase("evaluate"):
+        time.sleep(0.05)
+    training = log.busy_seconds(("forward", "backward", "step"))
+    assert 0.02 <= training < 0.05 <= log.busy_seconds() - training

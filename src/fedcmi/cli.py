@@ -330,7 +330,10 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         print(f"measured {row['workload']} / {row['variant']}: {row['seconds_per_round']} s")
 
     rows = bench_speed(args.workload.split(","), scale, epochs, args.compile, on_row=save)
-    table = Table(title=f"one FedCMI round (crema-shaped: scale {scale}, {epochs} local epochs)")
+    table = Table(
+        title=f"one FedCMI round: training + aggregation, evaluation apart "
+        f"(crema-shaped: scale {scale}, {epochs} local epochs)"
+    )
     for col in (
         "workload",
         "variant",
@@ -338,8 +341,9 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         "samples/s",
         "s/round",
         "x reference",
+        "eval s",
         "peak GiB",
-        "outside compute",
+        "outside fwd/bwd/step",
     ):
         table.add_column(col, justify="right")
     for r in rows:
@@ -350,6 +354,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             f"{r['samples_per_second']:.1f}",
             f"{r['seconds_per_round']:.2f}",
             f"{r['speedup_vs_reference']:.2f}",
+            f"{r['evaluation_seconds']:.2f}",
             f"{r['peak_memory_gib']:.2f}",
             f"{100 * r['outside_share']:.1f} %",
         )

@@ -73,9 +73,11 @@ class PhaseLog:
             totals[name] = totals.get(name, 0.0) + end - start
         return totals
 
-    def busy_seconds(self) -> float:
-        """Length of the union of all intervals: time in which some client was in a phase."""
-        return union_length([(start, end) for _, start, end in self.intervals()])
+    def busy_seconds(self, phases: tuple[str, ...] = PHASES) -> float:
+        """Length of the union of the ``phases``' intervals: time in which some client was
+        in one of them."""
+        spans = [(start, end) for name, start, end in self.intervals() if name in phases]
+        return union_length(spans)
 
 
 def logged(log: PhaseLog | None, name: str) -> AbstractContextManager:
