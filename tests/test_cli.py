@@ -41,7 +41,8 @@ def test_run_on_synthetic_writes_the_run_folder(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algorithm"] == "fedcmi" and summary["rounds"] == 2
     assert load_config(out / "config.toml").data.name == "synthetic"
-    assert "best (val)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mean of last 2" in out and "best val (round" in out and "probe_a" in out
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

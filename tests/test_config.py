@@ -83,3 +83,37 @@ def test_parse_override_requires_key_value():
     assert parse_override("a.b=plain words") == (["a", "b"], "plain words")
     with pytest.raises(ConfigError):
         parse_override("novalue")
+
+
+def test_one_preset_serves_every_method():
+    """Switching algorithm.name drops the preset's method keys; the new method's own
+    defaults apply, and other algorithm.* overrides set its keys, in any order."""
+    preset = "configs/av-digits-fedcmi.toml"
+    cfg = load_config(preset, ["algorithm.name=fedavg"])
+    assert cfg.algorithm.name == "fedavg" and cfg.algorithm.params.aggregation == "all"
+    cfg = load_config(preset, ["algorithm.prox_mu=0.1", "algorithm.name=fedprox"])
+    assert cfg.algorithm.params.prox_mu == 0.1
+    cfg = load_config(preset, ["algorithm.name=fedprox", "algorithm.prox_mu=0.1"])
+    assert cfg.algorithm.params.prox_mu == 0.1
+    # the same method keeps the preset's knobs (prox_mu = 0.01 there, 1.0 by default)
+    assert load_config(preset, ["algorithm.name=fedcmi"]).algorithm.params.prox_mu == 0.01
+    with pytest.raises(ConfigError, match="lambda1"):
+        load_config(preset, ["algorithm.name=fedavg", "algorithm.lambda1=1.0"])
+
+
+def test_av_digits_cache_key_does_not_depend_on_how_a_number_is_written():
+    from fedcmi.data.base import params_key
+
+    keys = {
+        params_key("av-digits", load_config(None, [f"data.audio_snr_db={v}"]).data.params, 1)
+        for v in ("-5", "-5.0", "-5.00")
+    }
+    assert len(keys) == 1
+
+
+def test_evaluation_protocol_keys_are_checked():
+    assert load_config(None, []).eval.last_rounds == 5
+    with pytest.raises(ConfigError, match="eval.last_rounds"):
+        load_config(None, ["eval.last_rounds=0"])
+    with pytest.raises(ConfigError, match="eval.smooth_rounds"):
+        load_config(None, ["eval.smooth_rounds=0"])

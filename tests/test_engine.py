@@ -8,7 +8,7 @@ import torch
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import TrainConfig
 from fedcmi.data import load_dataset
-from fedcmi.engine import EmbeddedEngine, client_generator, lr_at
+from fedcmi.engine import ClientTrainer, EmbeddedEngine, Evaluator, client_generator, lr_at
 from fedcmi.federation import build_federation
 from fedcmi.runner import RunDirError, run_experiment
 from tests.conftest import synthetic_config
@@ -49,10 +49,25 @@ def test_run_folder_is_self_describing(tmp_path):
         "checkpoints",
     }
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    best = max(records, key=lambda r: r["val"]["acc"])
+    # 2 rounds, smoothing over 3: round 2 scores the mean of both, round 1 its own value
+    mean_both = (records[0]["val"]["acc"] + records[1]["val"]["acc"]) / 2
+    best = records[1] if mean_both >= records[0]["val"]["acc"] else records[0]
     assert summary["best_round"] == best["round"]
     assert summary["best"]["test"]["acc"] == best["test"]["acc"]
     assert summary["last"]["test"]["acc"] == records[-1]["test"]["acc"]
+    # the primary figure: the mean over the last 5 rounds (here both)
+    expected = (records[0]["test"]["acc"] + records[1]["test"]["acc"]) / 2
+    assert summary["last_mean"]["test"]["acc"] == pytest.approx(expected)
+    assert summary["last_rounds"] == 2 and summary["val_gain"] is None
+    # probes of the final model's encoders: the label-rich modality a (signal 3) probes
+    # better than v (signal 1), and the figure is the final state's
+    assert summary["probe_a"] > summary["probe_v"] > 0.25
+    cfg = synthetic_config()
+    data = load_dataset("synthetic", cfg.data.params)
+    trainer = ClientTrainer(cfg, data, torch.device("cpu"))
+    evaluator = Evaluator(cfg, data, trainer.model, torch.device("cpu"))
+    probes = evaluator.probes(torch.load(out / "final.pt", weights_only=True))
+    assert probes == {"probe_a": summary["probe_a"], "probe_v": summary["probe_v"]}
     for key in (
         "acc",
         "acc_a",

@@ -53,7 +53,9 @@ def test_two_cell_sweep_end_to_end(finished_sweep):
     assert rows[0]["acc_va"] == "" and rows[1]["acc_va"] != ""  # fedavg has no IP head
     for row in rows:
         summary = json.loads((finished_sweep / row["run_dir"] / "summary.json").read_text())
-        assert float(row["acc"]) == summary["best"]["test"]["acc"]
+        assert float(row["acc"]) == summary["last_mean"]["test"]["acc"]
+        assert float(row["best_acc"]) == summary["best"]["test"]["acc"]
+        assert float(row["probe_a"]) == summary["probe_a"]
         assert int(row["rounds"]) == 2 and float(row["wall_seconds"]) > 0
 
 
@@ -102,27 +104,13 @@ def test_invalid_cell_is_refused_before_running(tmp_path):
         load_grid(path)
 
 
-def write_results(path: Path, rows):
+COLUMNS = ["acc", "acc_a", "acc_v", "acc_av", "acc_va", "per_class_std", "rounds", "run_dir"]
+
+
+def write_results(path: Path, rows, axes=("algorithm.name", "alpha", "seed")):
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "algorithm.name",
-                "alpha",
-                "seed",
-                "acc",
-                "acc_a",
-                "acc_v",
-                "acc_av",
-                "acc_va",
-                "val_acc",
-                "last_acc",
-                "per_class_std",
-                "rounds",
-                "wall_seconds",
-                "run_dir",
-            ]
-        )
+        writer.writerow([*axes, *COLUMNS])
         writer.writerows(rows)
 
 
@@ -131,10 +119,10 @@ def test_table_mean_and_sample_std(tmp_path):
     write_results(
         path,
         [
-            ["fedavg", 0.1, 0, 0.80, 0.7, 0.4, "", "", 0.8, 0.8, 0.1, 5, 1, "x"],
-            ["fedavg", 0.1, 1, 0.90, 0.7, 0.6, "", "", 0.9, 0.9, 0.2, 5, 1, "x"],
-            ["fedcmi", 0.1, 0, 0.85, 0.7, 0.7, 0.6, 0.5, 0.8, 0.8, 0.3, 5, 1, "x"],
-            ["fedcmi", 0.1, 1, 0.87, 0.7, 0.9, 0.6, 0.7, 0.8, 0.8, 0.3, 5, 1, "x"],
+            ["fedavg", 0.1, 0, 0.80, 0.7, 0.4, "", "", 0.1, 5, "x"],
+            ["fedavg", 0.1, 1, 0.90, 0.7, 0.6, "", "", 0.2, 5, "x"],
+            ["fedcmi", 0.1, 0, 0.85, 0.7, 0.7, 0.6, 0.5, 0.3, 5, "x"],
+            ["fedcmi", 0.1, 1, 0.87, 0.7, 0.9, 0.6, 0.7, 0.3, 5, "x"],
         ],
     )
     text = make_table(path, metrics=["acc", "acc_v", "acc_va", "per_class_std"])
@@ -157,6 +145,42 @@ def test_table_mean_and_sample_std(tmp_path):
     assert as_csv[2] == "fedcmi,2,0.860000,0.014142,*"
     with pytest.raises(ValueError, match="--by"):
         make_table(path, by=["nope"])
+
+
+def test_paired_differences_with_student_t_intervals(tmp_path):
+    path = tmp_path / "results.csv"
+    rows = []
+    for seed, base, better, same in [
+        (0, 0.50, 0.60, 0.51),
+        (1, 0.60, 0.71, 0.62),
+        (2, 0.70, 0.82, 0.73),
+    ]:
+        rows += [
+            ["fedavg", 1.0, seed, base, "", "", "", "", 0.1, 5, "x"],
+            ["fedcmi", 1.0, seed, better, "", "", "", "", 0.1, 5, "x"],
+            ["fedprox", 1.0, seed, same, "", "", "", "", 0.1, 5, "x"],
+        ]
+    rows.append(["fedcmi", 1.0, 3, 0.99, "", "", "", "", 0.1, 5, "x"])  # no fedavg partner
+    write_results(path, rows)
+    lines = make_table(path, metrics=["acc"], baseline="fedavg").splitlines()
+    assert lines[0] == "| algorithm.name | alpha | pairs | Δacc |"
+    # fedcmi - fedavg: 0.10, 0.11, 0.12 -> mean 0.11, sd 0.01,
+    # half-width t(0.975, 2) * 0.01 / sqrt(3) = 4.302653 * 0.005774 = 0.024841
+    assert lines[2] == "| fedcmi | 1.0 | 3 | **+0.1100 [+0.0852, +0.1348]** |"
+    # fedprox - fedavg: 0.01, 0.02, 0.03 -> mean 0.02, [-0.0048, +0.0448] contains 0
+    assert lines[3] == "| fedprox | 1.0 | 3 | +0.0200 [-0.0048, +0.0448] |"
+    as_csv = make_table(path, metrics=["acc"], baseline="fedavg", fmt="csv").splitlines()
+    assert as_csv[0] == "algorithm.name,alpha,pairs,acc_diff,acc_low,acc_high,acc_excludes_0"
+    assert as_csv[1] == "fedcmi,1.0,3,0.110000,0.085159,0.134841,*"
+    with pytest.raises(ValueError, match="no runs"):
+        make_table(path, baseline="fedsgd")
+    write_results(
+        tmp_path / "noseed.csv",
+        [["fedavg", 1.0, 0.5, "", "", "", "", 0.1, 5, "x"]],
+        axes=("algorithm.name", "alpha"),
+    )
+    with pytest.raises(ValueError, match="seed"):
+        make_table(tmp_path / "noseed.csv", baseline="fedavg")
 
 
 def test_plots_have_the_expected_figures(finished_sweep, tmp_path):

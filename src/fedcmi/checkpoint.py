@@ -1,12 +1,12 @@
 """Atomic, checksummed checkpoints of a run, and the resume that reads them.
 
-A checkpoint holds the global model, the number of finished rounds, the best-so-far
-record, the RNG states and the number of metrics lines it covers. It is written to a
-temporary file, fsynced and renamed over ``checkpoints/latest.pt``; the one before is
-kept as ``previous.pt``. Each file starts with the SHA-256 of its payload, so a
-truncated or corrupt file is detected; loading then falls back to the previous one with
-a warning. Clients draw their randomness from (seed, round, client) alone, so a run
-resumed from round t continues exactly as if it had never stopped.
+A checkpoint holds the global model, the number of finished rounds (and so of metrics
+lines it covers) and the RNG states. It is written to a temporary file, fsynced and
+renamed over ``checkpoints/latest.pt``; the one before is kept as ``previous.pt``.
+Each file starts with the SHA-256 of its payload, so a truncated or corrupt file is
+detected; loading then falls back to the previous one with a warning. Clients draw
+their randomness from (seed, round, client) alone, so a run resumed from round t
+continues exactly as if it had never stopped.
 """
 
 from __future__ import annotations

@@ -11,9 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import ConfigError, build_dataclass, load_config, parse_override
+from fedcmi.protocol import summary_rows
 
 PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
-SHOWN_METRICS = ("acc", "acc_a", "acc_v", "acc_av", "acc_va", "acc_a_head", "acc_v_head")
+SHOWN_METRICS = (
+    "acc",
+    "acc_a",
+    "acc_v",
+    "acc_av",
+    "acc_va",
+    "acc_a_head",
+    "acc_v_head",
+    "imbalance_ratio",
+)
 
 
 class CLIError(Exception):
@@ -111,16 +121,21 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
     table = Table(
         title=f"{summary['algorithm']} on {summary['dataset']} (seed {summary['seed']}): "
-        f"test accuracy, best round {summary['best_round']} chosen on val"
+        "test accuracy"
     )
-    table.add_column("round")
-    keys = [k for k in SHOWN_METRICS if k in summary["best"]["test"]] + ["imbalance_ratio"]
+    table.add_column("rounds")
+    keys, rows = summary_rows(summary, SHOWN_METRICS)
     for key in keys:
         table.add_column(key, justify="right")
-    for label, part in (("best (val)", "best"), ("last", "last")):
-        table.add_row(label, *(f"{summary[part]['test'][k]:.4f}" for k in keys))
+    for label, *values in rows:
+        table.add_row(label, *("–" if v is None else f"{v:.4f}" for v in values))
     console = Console(width=max(Console().width, 132))
     console.print(table)
+    probes = ", ".join(
+        f"{k} {summary[k]:.4f}" for k in ("probe_a", "probe_v") if summary.get(k) is not None
+    )
+    if probes:
+        console.print(f"linear probes of the final encoders (test accuracy): {probes}")
     console.print(
         f"{summary['train_seconds']:.1f} s training ({summary['seconds_per_round']:.2f} s/round) "
         f"on {summary['device']}; run folder: {out}"
@@ -209,9 +224,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from fedcmi.sweep import load_grid, run_sweep
 
-    grid_path = Path(args.grid)
-    if not grid_path.is_file():
-        grid_path = resolve_config(str(Path("grids") / args.grid))
+    grid_path = _grid_path(args.grid)
     grid = load_grid(grid_path)
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / grid_path.stem
     total = len(grid.cells)
@@ -225,7 +238,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             ""
             if summary is None
             else (
-                f": test acc {summary['best']['test']['acc']:.4f}"
+                f": test acc {summary['last_mean']['test']['acc']:.4f}"
                 f" in {summary['wall_seconds']:.0f} s"
             )
         )
@@ -237,12 +250,79 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from fedcmi.calibrate import calibrate
+
+    if args.epochs < 1:
+        raise CLIError(f"--epochs {args.epochs}: expected >= 1")
+    if args.grid:
+        return _calibrate_grid(args)
+    cfg_path = resolve_config(args.config)
+    cfg = load_config(cfg_path, args.set)
+    print(
+        f"fedcmi calibrate: {cfg.data.name} ({cfg_path or 'defaults'}), central training, "
+        f"{args.epochs} epochs per model"
+    )
+    started = time.perf_counter()
+    figures = calibrate(cfg, args.epochs)
+    print_calibration(figures, time.perf_counter() - started)
+    return _write_json_figures(args.json, figures)
+
+
+def print_calibration(figures: dict[str, Any], seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedcmi.calibrate import in_regime
+
+    table = Table(title="calibration: test accuracies of central models", min_width=60)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, value if isinstance(value, str) else f"{value:.4f}")
+    console = Console(width=100)
+    console.print(table)
+    verdict = "meets" if in_regime(figures) else "does not meet"
+    console.print(f"{verdict} the discriminating regime; {seconds:.0f} s")
+
+
+def _calibrate_grid(args: argparse.Namespace) -> int:
+    from fedcmi.calibrate import calibrate_grid, calibration_table
+    from fedcmi.sweep import load_grid
+
+    if args.config or args.set or args.json:
+        raise CLIError("--grid takes the grid file only (its base and [set] give the configs)")
+    grid_path = _grid_path(args.grid)
+    grid = load_grid(grid_path)
+    out = Path(args.out) if args.out else Path("runs") / "calibration" / grid_path.stem
+    print(f"fedcmi calibrate: {len(grid.cells)} settings from {grid_path} -> {out}")
+
+    def report(cell, figures, status) -> None:
+        extra = "" if figures is None else f" in {figures['seconds']:.0f} s"
+        print(f"{cell.cell_id} {status}{extra}", flush=True)
+
+    results = calibrate_grid(grid, out, args.epochs, args.jobs, on_cell=report)
+    print(calibration_table(results))
+    print(f"results: {results}")
+    return 0
+
+
+def _grid_path(name: str) -> Path:
+    """A grid file path, or a grid name looked up in the presets' grids/ folder."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    found = resolve_config(str(Path("grids") / name))
+    assert found is not None
+    return found
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from fedcmi.tables import make_table
 
     by = args.by.split(",") if args.by else None
     metrics = args.metrics.split(",") if args.metrics else None
-    print(make_table(args.results, by, metrics, args.format))
+    print(make_table(args.results, by, metrics, args.format, baseline=args.baseline))
     if args.plot:
         from fedcmi.plots import plot_sweep_bars
         from fedcmi.tables import read_results, summarise
@@ -441,6 +521,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     sweep.add_argument("--out", help="sweep folder (default: runs/sweeps/<grid name>)")
     sweep.set_defaults(func=cmd_sweep)
+    cal = sub.add_parser(
+        "calibrate",
+        help="describe a dataset setting by central training (unimodal, joint, oracle, probes)",
+    )
+    cal.add_argument("--config", help="TOML file or preset name (its data and training)")
+    cal.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    cal.add_argument("--epochs", type=int, default=20, help="epochs of central training")
+    cal.add_argument("--json", help="write the figures to this JSON file")
+    cal.add_argument("--grid", help="calibrate every setting of a grid file's [axes] instead")
+    cal.add_argument("--jobs", type=int, default=1, help="--grid: settings in parallel")
+    cal.add_argument("--out", help="--grid: output folder (default runs/calibration/<grid>)")
+    cal.set_defaults(func=cmd_calibrate)
     table = sub.add_parser("table", help="mean +- std table from a sweep's results.csv")
     table.add_argument("results")
     table.add_argument(
@@ -448,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--metrics", help="comma-separated metric columns")
     table.add_argument("--format", choices=["markdown", "latex", "csv", "html"], default="markdown")
+    table.add_argument(
+        "--baseline",
+        metavar="METHOD",
+        help="instead: each method's mean paired difference (same setting and seed) to this "
+        "method, with a 95%% confidence interval; intervals excluding 0 are marked",
+    )
     table.add_argument(
         "--plot",
         metavar="PNG",

@@ -68,7 +68,11 @@ class ModelConfig:
 
 @dataclass
 class EvalConfig:
+    """Central evaluation and the reported figures (see :mod:`fedcmi.protocol`)."""
+
     batch_size: int = 1024
+    last_rounds: int = 5  # primary figure: mean test metrics over this many last rounds
+    smooth_rounds: int = 3  # best-val round: trailing mean of val acc over this many rounds
 
 
 @dataclass
@@ -177,6 +181,10 @@ class Config:
         _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")
         _check(tr.lr > 0, "train.lr", tr.lr, "> 0")
         _check(self.model.feature_dim >= 1, "model.feature_dim", self.model.feature_dim, ">= 1")
+        ev = self.eval
+        _check(ev.batch_size >= 1, "eval.batch_size", ev.batch_size, ">= 1")
+        _check(ev.last_rounds >= 1, "eval.last_rounds", ev.last_rounds, ">= 1")
+        _check(ev.smooth_rounds >= 1, "eval.smooth_rounds", ev.smooth_rounds, ">= 1")
         rob = self.robustness
         _check(rob.min_clients >= 1, "robustness.min_clients", rob.min_clients, ">= 1")
         _check(
@@ -345,8 +353,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    for text in overrides:
-        parts, value = parse_override(text)
+    """Apply ``key.sub=value`` overrides to a nested mapping, in place.
+
+    ``algorithm.name`` is applied first, whatever its position: switching to another
+    method drops the previous method's keys (its own defaults replace them, as in a
+    sweep), and the other ``algorithm.*`` overrides then set the new method's keys.
+    """
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    for _, parts, value in parsed:
+        if parts == ["algorithm", "name"]:
+            switch_method(raw, value)
+    for text, parts, value in parsed:
+        if parts == ["algorithm", "name"]:
+            continue
         node = raw
         for part in parts[:-1]:
             child = node.setdefault(part, {})
@@ -355,6 +374,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[parts[-1]] = value
     return raw
+
+
+def switch_method(raw: dict[str, Any], name: Any) -> None:
+    """Set ``algorithm.name``; another method than the current one starts from its own
+    defaults (the current method's keys would be unknown to it)."""
+    table = raw.get("algorithm")
+    if not isinstance(table, dict) or table.get("name", DEFAULT_NAMES["algorithm"]) != name:
+        raw["algorithm"] = {"name": name}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

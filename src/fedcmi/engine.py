@@ -24,6 +24,7 @@ from fedcmi.faults import InjectedFault, corrupt, draw_faults, validate_update
 from fedcmi.federation import Federation
 from fedcmi.metrics import evaluate
 from fedcmi.phases import PhaseLog, logged
+from fedcmi.probe import encoder_probe
 from fedcmi.speed import autocast_factory, prepare_model
 from fedcmi.training import ClientData, RoundContext
 
@@ -160,6 +161,7 @@ class Evaluator:
         self.batch_size = cfg.eval.batch_size
         self.num_classes = data.num_classes
         self.model = model
+        self.train = data.train  # stays where it is; the probes move it batch by batch
         self.val = data.val.to(device)
         self.test = data.test.to(device)
 
@@ -170,6 +172,28 @@ class Evaluator:
             "val": evaluate(self.model, self.val, bs, c),
             "test": evaluate(self.model, self.test, bs, c),
         }
+
+    def probes(self, state: State) -> dict[str, float | None]:
+        """``probe_a``, ``probe_v``: linear-probe test accuracy of each encoder of
+        ``state`` (fit on the whole training pool, both modalities of every sample, in
+        whatever way the federation split it); None where the model has no such encoder.
+        """
+        self.model.load_state_dict(state)
+        out: dict[str, float | None] = {}
+        for side in "av":
+            encoder = getattr(self.model, f"enc_{side}", None)
+            out[f"probe_{side}"] = (
+                None
+                if encoder is None
+                else encoder_probe(
+                    encoder,
+                    (getattr(self.train, f"x_{side}"), self.train.y),
+                    (getattr(self.test, f"x_{side}"), self.test.y),
+                    self.num_classes,
+                    self.batch_size,
+                )
+            )
+        return out
 
 
 class EmbeddedEngine:

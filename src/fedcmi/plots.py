@@ -60,14 +60,16 @@ def unique_labels(runs: list[Run]) -> None:
 
 
 def plot_accuracy(runs: list[Run], path: Path) -> Path:
-    keys = [k for k in CURVE_METRICS if any(r.series("test", k) for r in runs)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    """Val accuracy (the plateau check's curve), then each test accuracy, per round."""
+    panels = [("val", "acc")]
+    panels += [("test", k) for k in CURVE_METRICS if any(r.series("test", k) for r in runs)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (split, key) in zip(axes[0], panels):
         for i, run in enumerate(runs):  # one colour per run in every panel
-            values = run.series("test", key)
+            values = run.series(split, key)
             if values:
                 ax.plot(run.rounds, values, color=f"C{i}", label=run.label)
-        ax.set(title=f"test {key}", xlabel="round", ylim=(0, 1.02))
+        ax.set(title=f"{split} {key}", xlabel="round", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(fontsize=7, loc="lower right")
@@ -80,13 +82,9 @@ def plot_per_class(runs: list[Run], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) * max(1, len(runs) / 2)), 3.6))
     x = np.arange(len(names))
     for i, run in enumerate(runs):
-        best = run.summary.get("best_round", run.rounds[-1])
-        record = next(r for r in run.records if r["round"] == best)
-        ax.bar(x + i * width, record["test"]["per_class_acc"], width, label=run.label)
+        ax.bar(x + i * width, run.records[-1]["test"]["per_class_acc"], width, label=run.label)
     ax.set_xticks(x + width * (len(runs) - 1) / 2, names, rotation=30, fontsize=8)
-    ax.set(
-        ylabel="test accuracy (best val round)", ylim=(0, 1.05), title="per-class fused accuracy"
-    )
+    ax.set(ylabel="test accuracy (last round)", ylim=(0, 1.05), title="per-class fused accuracy")
     ax.legend(fontsize=7)
     return _save(fig, path)
 

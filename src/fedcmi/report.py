@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi import plots
+from fedcmi.protocol import summary_rows
 from fedcmi.tables import DEFAULT_METRICS, read_results, render, summarise
 
 STYLE = """
@@ -64,6 +65,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -77,8 +80,8 @@ def _run_sections(run_dir: Path) -> str:
     summary = json.loads((run_dir / "summary.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     config = (run_dir / "config.toml").read_text()
-    keys = [k for k in summary["best"]["test"]]
-    rows = [[part, *(summary[part]["test"][k] for k in keys)] for part in ("best", "last")]
+    keys, rows = summary_rows(summary)
+    probes = [[k, summary[k]] for k in ("probe_a", "probe_v") if summary.get(k) is not None]
     sizes = [c["num_samples"] for c in manifest["clients"]]
     fed = [
         ["clients", manifest["num_clients"]],
@@ -96,10 +99,12 @@ def _run_sections(run_dir: Path) -> str:
     return (
         f"<p>{html.escape(summary['algorithm'])} on {html.escape(summary['dataset'])}, "
         f"seed {summary['seed']}, {summary['rounds']} rounds on {html.escape(summary['device'])}; "
-        f"best round {summary['best_round']} "
-        f"(chosen on val accuracy); {summary['train_seconds']:.1f} s training.</p>"
+        f"{summary['train_seconds']:.1f} s training. The primary figures are the means over "
+        f"the last {summary['last_rounds']} rounds; the best round is chosen on smoothed val "
+        "accuracy.</p>"
         "<h2>Test metrics</h2>"
-        + _table(["round", *keys], rows)
+        + _table(["rounds", *keys], rows)
+        + ("<h2>Linear probes of the final encoders</h2>" + _table(["", "test"], probes))
         + "<h2>Figures</h2>"
         + _figures([run_dir])
         + "<h2>Federation</h2>"

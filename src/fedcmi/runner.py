@@ -3,8 +3,9 @@
 Run folder contents: ``config.toml`` (resolved config), ``manifest.json`` (dataset and
 federation: client partitions, modalities, per-round schedule), ``metrics.jsonl`` (one
 JSON object per round, no wall-clock values, so identical runs give identical files),
-``summary.json`` (best round chosen on val accuracy, test metrics there and at the last
-round, timings) and ``final.pt`` (the final global state dict).
+``summary.json`` (the figures of :mod:`fedcmi.protocol`: the mean test metrics over the last
+rounds, the best smoothed-val round, the last round, linear probes of both encoders,
+timings) and ``final.pt`` (the final global state dict).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine import EmbeddedEngine, select_device
 from fedcmi.federation import Federation, build_federation
+from fedcmi.protocol import run_figures
 from fedcmi.speed import configure_torch
-
-SELECTION_KEY = "acc"  # best round = highest val fused accuracy (earliest on ties)
 
 
 class RunDirError(RuntimeError):
@@ -66,15 +66,9 @@ def prepare_run_dir(out: Path) -> Path:
     return out
 
 
-class BestTracker:
-    """Keeps the round with the best val accuracy and the test metrics at that round."""
-
-    def __init__(self) -> None:
-        self.best: dict[str, Any] | None = None
-
-    def update(self, record: dict[str, Any]) -> None:
-        if self.best is None or record["val"][SELECTION_KEY] > self.best["val"][SELECTION_KEY]:
-            self.best = {"round": record["round"], "val": record["val"], "test": record["test"]}
+def compact(record: dict[str, Any]) -> dict[str, Any]:
+    """What the summary needs of a metrics record: round, val and test metrics."""
+    return {"round": record["round"], "val": record["val"], "test": record["test"]}
 
 
 class RunWriter:
@@ -84,8 +78,7 @@ class RunWriter:
     def __init__(self, out_dir: str | Path, cfg: Config) -> None:
         self.out = prepare_run_dir(Path(out_dir))
         self.cfg = cfg
-        self.tracker = BestTracker()
-        self.last: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
         self.started = time.perf_counter()
         self.train_started = self.started
         self._metrics = None
@@ -106,7 +99,7 @@ class RunWriter:
         (later ones came after the checkpoint and will be recomputed identically)."""
         writer = cls.__new__(cls)
         writer.out, writer.cfg = Path(out_dir), cfg
-        writer.tracker, writer.last = BestTracker(), {}
+        writer.history = []
         writer.started = writer.train_started = time.perf_counter()
         path = writer.out / "metrics.jsonl"
         lines = path.read_text(encoding="utf-8").splitlines()[:keep_rounds] if path.exists() else []
@@ -115,10 +108,7 @@ class RunWriter:
         tmp = path.with_name("metrics.jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         os.replace(tmp, path)
-        for line in lines:
-            record = json.loads(line)
-            writer.tracker.update(record)
-            writer.last = record
+        writer.history = [compact(json.loads(line)) for line in lines]
         writer._metrics = open(path, "a", encoding="utf-8")  # noqa: SIM115
         return writer
 
@@ -126,16 +116,25 @@ class RunWriter:
         assert self._metrics is not None, "start() first"
         self._metrics.write(json.dumps(record) + "\n")
         self._metrics.flush()
-        self.tracker.update(record)
-        self.last = record
+        self.history.append(compact(record))
 
-    def finish(self, global_state: dict, device: str, engine: str) -> dict[str, Any]:
+    def finish(
+        self,
+        global_state: dict,
+        device: str,
+        engine: str,
+        probes: dict[str, float | None] | None = None,
+    ) -> dict[str, Any]:
+        """Close metrics.jsonl, save ``final.pt`` and write ``summary.json``.
+
+        ``probes`` are the linear-probe test accuracies of the final model's encoders
+        (``probe_a``, ``probe_v``; see :meth:`fedcmi.engine.Evaluator.probes`).
+        """
         if self._metrics is not None:
             self._metrics.close()
         train_seconds = time.perf_counter() - self.train_started
         torch.save(global_state, self.out / "final.pt")
-        best, last, cfg = self.tracker.best, self.last, self.cfg
-        assert best is not None, "no round was recorded"
+        cfg = self.cfg
         summary = {
             "fedcmi_version": __version__,
             "engine": engine,
@@ -144,11 +143,8 @@ class RunWriter:
             "seed": cfg.seed,
             "rounds": cfg.rounds,
             "device": device,
-            "selection": f"best round by val {SELECTION_KEY}",
-            "best_round": best["round"],
-            "best": {"val": _scalars(best["val"]), "test": _scalars(best["test"])},
-            "last": {"val": _scalars(last["val"]), "test": _scalars(last["test"])},
-            "best_test_per_class_acc": best["test"]["per_class_acc"],
+            **run_figures(self.history, cfg.eval.last_rounds, cfg.eval.smooth_rounds),
+            **(probes or {}),
             "setup_seconds": round(self.train_started - self.started, 3),
             "train_seconds": round(train_seconds, 3),
             "seconds_per_round": round(train_seconds / cfg.rounds, 4),
@@ -206,7 +202,8 @@ def run_experiment(
         ) from None
     finally:
         engine.close()
-    return writer.finish(engine.global_state, str(device), engine="embedded")
+    probes = engine.evaluate.probes(engine.global_state)
+    return writer.finish(engine.global_state, str(device), engine="embedded", probes=probes)
 
 
 class RunInterrupted(RuntimeError):
@@ -219,10 +216,5 @@ def _checkpoint(writer: RunWriter, state: dict, rounds_done: int) -> None:
         {
             "rounds_done": rounds_done,
             "global_state": {k: v.detach().cpu() for k, v in state.items()},
-            "best": writer.tracker.best,
         },
     )
-
-
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if isinstance(v, float)}

@@ -42,11 +42,17 @@ from typing import Any
 
 from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_toml
 
+# Primary figures: test metrics averaged over the last eval.last_rounds rounds.
 METRICS = ("acc", "acc_a", "acc_v", "acc_av", "acc_va")
+PROBES = ("probe_a", "probe_v")  # linear probes of the final model's encoders
+BEST_METRICS = ("acc", "acc_a", "acc_v")  # secondary: at the best smoothed-val round
 RESULT_COLUMNS = (
     *METRICS,
-    "val_acc",
-    "last_acc",
+    *PROBES,
+    "val_acc",  # val acc over the same last rounds: what method knobs are tuned on
+    "val_gain",  # plateau check (fedcmi.protocol.val_gain)
+    "best_round",
+    *(f"best_{m}" for m in BEST_METRICS),
     "per_class_std",
     "rounds",
     "wall_seconds",
@@ -136,12 +142,40 @@ def _run_cell(config: dict[str, Any], out_dir: str, threads: int | None) -> dict
     """Worker entry point (runs in a child process when --jobs > 1)."""
     from fedcmi.runner import run_experiment
 
-    if threads:
-        config = {**config, "engine": {**config.get("engine", {}), "threads": threads}}
     started = time.perf_counter()
-    summary = run_experiment(config_from_dict(config), out_dir)
+    summary = run_experiment(config_from_dict(with_threads(config, threads)), out_dir)
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def run_cells(
+    cells: list[Cell],
+    work: Callable[..., Any],
+    arguments: Callable[[Cell, int | None], tuple],
+    jobs: int,
+    settle: Callable[[Cell, Callable[[], Any]], None],
+) -> None:
+    """Call ``work(*arguments(cell, threads))`` for every cell, ``jobs`` processes at a
+    time (each limited to its share of the CPU threads) or in this process for one job;
+    ``settle(cell, outcome)`` is called as each finishes, ``outcome()`` giving the result
+    or raising the cell's error."""
+    if jobs <= 1:
+        for cell in cells:
+            settle(cell, lambda c=cell: work(*arguments(c, None)))
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(work, *arguments(c, threads)): c for c in cells}
+        for future in as_completed(futures):
+            settle(futures[future], future.result)
+
+
+def with_threads(config: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    """``config`` with ``engine.threads`` set (a worker's share of the CPU), if given."""
+    if not threads:
+        return config
+    return {**config, "engine": {**config.get("engine", {}), "threads": threads}}
 
 
 def run_sweep(
@@ -165,7 +199,6 @@ def run_sweep(
         if cell_dir.exists():
             shutil.rmtree(cell_dir)  # an interrupted run: start the cell again
         todo.append(cell)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     failed: list[str] = []
 
     def settle(cell: Cell, outcome: Callable[[], dict[str, Any]]) -> None:
@@ -179,17 +212,7 @@ def run_sweep(
             if on_cell:
                 on_cell(cell, None, f"FAILED ({type(exc).__name__}: {exc})")
 
-    if jobs <= 1:
-        for cell in todo:
-            settle(cell, lambda c=cell: _run_cell(c.config, str(runs / c.cell_id), None))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_run_cell, c.config, str(runs / c.cell_id), threads): c for c in todo
-            }
-            for future in as_completed(futures):
-                settle(futures[future], future.result)
+    run_cells(todo, _run_cell, lambda c, t: (c.config, str(runs / c.cell_id), t), jobs, settle)
     results = write_results(grid, out)
     if failed:
         raise SweepError(
@@ -212,12 +235,17 @@ def _finish_cell(grid, out, cell, summary, on_cell) -> None:
 
 
 def result_row(cell: Cell, summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """One results.csv row; an absent figure (a unimodal model's other modality) is ""."""
+    final = summary["last_mean"]
     best = summary["best"]["test"]
-    per_class = [x for x in summary["best_test_per_class_acc"] if x == x]  # drop NaN
+    per_class = [x for x in summary["last_test_per_class_acc"] if x == x]  # drop NaN
     row: dict[str, Any] = dict(cell.axes)
-    row.update({m: best.get(m, "") for m in METRICS})
-    row["val_acc"] = summary["best"]["val"]["acc"]  # the selection score, for tuning knobs
-    row["last_acc"] = summary["last"]["test"]["acc"]
+    row.update({m: final["test"].get(m, "") for m in METRICS})
+    row.update({p: _blank_none(summary.get(p)) for p in PROBES})
+    row["val_acc"] = final["val"]["acc"]
+    row["val_gain"] = _blank_none(summary.get("val_gain"))
+    row["best_round"] = summary["best_round"]
+    row.update({f"best_{m}": best.get(m, "") for m in BEST_METRICS})
     row["per_class_std"] = statistics.pstdev(per_class) if per_class else ""
     row["rounds"] = summary["rounds"]
     row["wall_seconds"] = summary.get(
@@ -225,6 +253,10 @@ def result_row(cell: Cell, summary: dict[str, Any], run_dir: Path) -> dict[str, 
     )
     row["run_dir"] = str(run_dir)
     return row
+
+
+def _blank_none(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def write_results(grid: Grid, out: Path) -> Path:

@@ -41,12 +41,19 @@ class FedAvg(Algorithm):
 
 class BalancedFedAvg(FedAvg):
     """FedAvg whose multimodal clients run a modality-balancing local objective
-    (``train_multimodal``); unimodal clients have nothing to balance and train plain CE."""
+    (``train_multimodal``) in rounds 1..``modulation_ends`` (every round when None, as
+    the ``Params`` of subclasses default to); unimodal clients have nothing to balance,
+    and after ``modulation_ends`` every client trains plain CE."""
+
+    def balancing(self, round_idx: int) -> bool:
+        """Whether round ``round_idx`` (0-based) still balances the modalities."""
+        ends = self.params.modulation_ends
+        return ends is None or round_idx + 1 <= ends
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        if client.modalities != "av":
+        if client.modalities != "av" or not self.balancing(ctx.round):
             return super().local_train(model, global_state, client, ctx)
         if not isinstance(model, LateFusionModel):
             raise TypeError(f"{type(self).__name__} needs the late-fusion model")

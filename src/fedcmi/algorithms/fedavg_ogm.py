@@ -5,16 +5,25 @@ Wang, Hu; "Balanced Multimodal Learning via On-the-fly Gradient Modulation", CVP
 applied inside local training of the late-fusion model, FedAvg on the server.
 
 Per batch, with the concat fusion head g(u) = W u + b split into halves
-``out_a = f_a W_a^T + b/2`` and ``out_v = f_v W_v^T + b/2``::
+``out_a = f_a W_a^T + b/2`` and ``out_v = f_v W_v^T + b/2``, the paper's Eq. (10)::
 
     s_m = sum_i softmax(out_m,i)[y_i],     rho = s_a / s_v
-    rho > 1:  k_a = 1 - tanh(alpha (rho - 1)),      k_v = 1
-    rho < 1:  k_v = 1 - tanh(alpha (1/rho - 1)),    k_a = 1
+    rho > 1:  k_a = 1 - tanh(alpha * rho),       k_v = 1
+    rho < 1:  k_v = 1 - tanh(alpha * (1/rho)),   k_a = 1
 
-After backward, every encoder weight tensor of modality m (at least 2-D: conv and
-linear weights, as the reference modulates conv kernels) gets
-``grad <- k_m grad + N(0, std(grad)^2)`` (the GE noise, std of the unscaled gradient).
-``alpha = 0.8`` by default; ``noise = false`` gives plain OGM. Unimodal clients have
+(the official code computes 1 - tanh(alpha * relu(ratio)) for the modality whose ratio
+exceeds 1). After backward, every encoder weight tensor of both modalities gets
+``grad <- k_m grad + N(0, (std(grad) + 1e-8)^2)``: the GE noise, with the std of the
+unscaled gradient, is added to both encoders at every step, as in the official code.
+The official encoders are ResNets, whose modulated tensors are their conv kernels (the
+4-D parameters); here every encoder weight of at least 2 dimensions is modulated (conv
+kernels of any dimension and linear weights, not biases or BatchNorm), so the same rule
+applies to the Conv1d and MLP encoders.
+
+Knobs: ``alpha = 0.8``; ``noise = false`` gives plain OGM; ``modulation_ends`` is the
+last round (counted from 1) in which multimodal clients modulate, plain FedAvg training
+after it (the official code's ``modulation_ends``; None = every round);
+``aggregation = "all" | "modality-aware"`` as for FedAvg. Unimodal clients have
 nothing to balance and train plain CE with zero-fill.
 """
 
@@ -22,21 +31,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, train_local
 
+GE_NOISE_EPS = 1e-8  # added to the noise std, as in the official code
+
 
 def ogm_coefficient(rho: float, alpha: float) -> float:
-    """1 - tanh(alpha (rho - 1)) for rho > 1, else 1."""
-    return 1.0 - math.tanh(alpha * (rho - 1.0)) if rho > 1 else 1.0
+    """k = 1 - tanh(alpha * rho) for rho > 1, else 1 (OGM-GE, Eq. 10)."""
+    return 1.0 - math.tanh(alpha * rho) if rho > 1 else 1.0
 
 
 def fusion_halves(model: LateFusionModel, f_a: Tensor, f_v: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,18 +58,14 @@ def fusion_halves(model: LateFusionModel, f_a: Tensor, f_v: Tensor) -> tuple[Ten
     return f_a @ weight[:, :d].T + bias / 2, f_v @ weight[:, d:].T + bias / 2
 
 
-def true_class_score(logits: Tensor, labels: Tensor) -> Tensor:
-    return F.softmax(logits, dim=1).gather(1, labels[:, None]).sum()
-
-
 def modulate_gradients(
     params: list[nn.Parameter], coeff: float, noise: bool, generator: torch.Generator | None
 ) -> None:
-    """grad <- coeff * grad (+ Gaussian noise with the unscaled gradient's std)."""
+    """grad <- coeff * grad (+ N(0, (std + 1e-8)^2) noise, std of the unscaled gradient)."""
     for p in params:
         if p.grad is None:
             continue
-        std = p.grad.std() if noise and p.grad.numel() > 1 else None
+        std = p.grad.std() + GE_NOISE_EPS if noise and p.grad.numel() > 1 else None
         p.grad.mul_(coeff)
         if std is not None:
             p.grad.add_(torch.randn(p.grad.shape, generator=generator, device=p.grad.device) * std)
@@ -78,6 +86,8 @@ class FedAvgOGM(BalancedFedAvg):
     class Params:
         alpha: float = 0.8
         noise: bool = True
+        modulation_ends: int | None = None
+        aggregation: Literal["all", "modality-aware"] = "all"
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
@@ -92,7 +102,7 @@ class FedAvgOGM(BalancedFedAvg):
             f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
             with torch.no_grad():
                 out_a, out_v = fusion_halves(model, f_a, f_v)
-                rho = float(true_class_score(out_a, batch.y) / true_class_score(out_v, batch.y))
+                rho = float(dominance_ratio(out_a, out_v, batch.y))
             coeffs["a"] = ogm_coefficient(rho, self.params.alpha)
             coeffs["v"] = ogm_coefficient(1.0 / rho, self.params.alpha)
             a_dominant += rho > 1

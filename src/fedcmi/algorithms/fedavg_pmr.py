@@ -10,13 +10,17 @@ samples of class c``. Per batch, prototype logits are negative Euclidean distanc
 
     rho = sum_i softmax(s_a,i)[y_i] / sum_i softmax(s_v,i)[y_i]
     L = CE(g([f_a ; f_v]), y) + beta * CE(s_weak, y)
-    beta = alpha * tanh(rho_strong/weak - 1)   (0 when balanced)
+    beta = alpha                                  (scaling = "constant", the default)
+    beta = alpha * tanh(rho_strong/weak - 1)      (scaling = "ratio")
+    beta = 0 when rho = 1 (balanced)
 
-where the weak modality is v when rho > 1 and a when rho < 1. The public PMR code uses a
-constant ``beta = alpha`` for the slower modality; the paper scales the stimulation with
-the imbalance, which ``scaling = "ratio"`` (default) does with the bounded tanh(rho - 1);
-``scaling = "constant"`` reproduces the public code. PMR's early-stage entropy
-regulariser is not included. Default ``alpha = 1.0`` as in the public code.
+where the weak modality is v when rho > 1 and a when rho < 1. ``"constant"`` is the
+official PMR code (the prototype loss of the slower modality weighted by alpha);
+``"ratio"`` is an option that scales the stimulation with the imbalance through the
+bounded tanh(rho - 1). PMR's early-stage entropy regulariser is not included. Knobs:
+``alpha = 1.0`` as in the official code; ``modulation_ends``, the last round (counted
+from 1) with the prototype loss (None = every round); ``aggregation = "all" |
+"modality-aware"`` as for FedAvg.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fedcmi.algorithms import ALGORITHMS
+from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
-from fedcmi.algorithms.fedavg_ogm import true_class_score
 from fedcmi.models import LateFusionModel
 from fedcmi.training import Batch, ClientData, RoundContext, timed, train_local
 
@@ -50,7 +54,7 @@ def prototype_logits(features: Tensor, prototypes: Tensor, present: Tensor) -> T
     return logits.masked_fill(~present[None, :], float("-inf"))
 
 
-def pmr_coefficient(rho: float, alpha: float, scaling: str = "ratio") -> float:
+def pmr_coefficient(rho: float, alpha: float, scaling: str = "constant") -> float:
     """Weight of the weak modality's prototype loss for a strong/weak ratio ``rho``."""
     if rho <= 1:
         return 0.0
@@ -75,7 +79,9 @@ class FedAvgPMR(BalancedFedAvg):
     @dataclass
     class Params:
         alpha: float = 1.0
-        scaling: Literal["ratio", "constant"] = "ratio"
+        scaling: Literal["constant", "ratio"] = "constant"
+        modulation_ends: int | None = None
+        aggregation: Literal["all", "modality-aware"] = "all"
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
@@ -92,8 +98,7 @@ class FedAvgPMR(BalancedFedAvg):
             loss = F.cross_entropy(model.fuse(f_a, f_v), batch.y)
             sim_a = prototype_logits(f_a, *protos["a"])
             sim_v = prototype_logits(f_v, *protos["v"])
-            with torch.no_grad():
-                rho = float(true_class_score(sim_a, batch.y) / true_class_score(sim_v, batch.y))
+            rho = float(dominance_ratio(sim_a, sim_v, batch.y))
             a_dominant += rho > 1
             weak_sim, ratio = (sim_v, rho) if rho > 1 else (sim_a, 1.0 / rho)
             beta = pmr_coefficient(ratio, self.params.alpha, self.params.scaling)

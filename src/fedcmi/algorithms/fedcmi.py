@@ -31,14 +31,12 @@ from torch import Tensor, nn
 
 from fedcmi.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
-from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.algorithms.base import PROB_FLOOR, Algorithm, dominance_ratio, global_parameters
 from fedcmi.config import ModelConfig
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
 from fedcmi.training import Batch, ClientData, RoundContext, timed, train_local
-
-PROB_FLOOR = 1e-12  # keeps probability ratios finite when a softmax underflows
 
 
 def class_wise_temperatures(
@@ -85,14 +83,6 @@ def infiltration_loss(
     temps = temperatures[labels].unsqueeze(1)
     target = F.softmax(teacher_logits.detach() / temps, dim=1)
     return -(target * F.log_softmax(student_logits / temps, dim=1)).sum(dim=1).mean()
-
-
-def dominance_ratio(logits_a: Tensor, logits_v: Tensor, labels: Tensor) -> Tensor:
-    """rho = sum_i p(z_a,i)[y_i] / sum_i p(z_v,i)[y_i] (no gradient)."""
-    with torch.no_grad():
-        p_a = F.softmax(logits_a, dim=1).gather(1, labels[:, None]).sum()
-        p_v = F.softmax(logits_v, dim=1).gather(1, labels[:, None]).sum()
-        return p_a / p_v.clamp_min(PROB_FLOOR)
 
 
 @torch.no_grad()

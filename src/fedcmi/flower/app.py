@@ -145,7 +145,8 @@ def serve(
         train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
         evaluate_fn=strategy.evaluate_round,
     )
-    return writer.finish(strategy.global_state, str(ws.device), engine="flower")
+    probes = evaluator.probes(strategy.global_state)
+    return writer.finish(strategy.global_state, str(ws.device), engine="flower", probes=probes)
 
 
 @server_app.main()
