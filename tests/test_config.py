@@ -102,13 +102,17 @@ def test_one_preset_serves_every_method():
 
 
 def test_av_digits_cache_key_does_not_depend_on_how_a_number_is_written():
+    from fedcmi.data.av_digits import AVDigits
     from fedcmi.data.base import params_key
 
     keys = {
         params_key("av-digits", load_config(None, [f"data.audio_snr_db={v}"]).data.params, 1)
         for v in ("-5", "-5.0", "-5.00")
     }
+    keys |= {params_key("av-digits", AVDigits.Params(audio_snr_db=v), 1) for v in (-5, -5.0)}
     assert len(keys) == 1
+    noise = {params_key("av-digits", AVDigits.Params(image_noise=v), 1) for v in (1, 1.0)}
+    assert len(noise) == 1
 
 
 def test_evaluation_protocol_keys_are_checked():

@@ -280,3 +280,33 @@ def test_table_command_draws_bars(tmp_path, capsys):
     assert main(["table", str(path), "--plot", str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
     assert "| fedcmi | 0.1 | 1 |" in capsys.readouterr().out
+
+
+def test_sweep_report_shows_paired_differences_when_seeds_pair_up(tmp_path):
+    grid = tmp_path / "seeded.toml"
+    grid.write_text(GRID.replace("[axes]\n", "[axes]\nseed = [0, 1]\n"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(grid), "--out", str(out)]) == 0
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Paired differences to fedavg" in page
+    assert "<td>fedcmi</td><td>2</td>" in page  # two seed pairs
+
+
+@pytest.mark.parametrize("dataset", ["av-digits-hard", "mfeat-hard"])
+def test_hard_presets_differ_only_in_the_method_and_match_their_grid(dataset):
+    from fedcmi.config import config_from_dict, load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    grid = load_grid(root / "grids" / f"paper-{dataset}.toml")
+    reference = load_config(root / f"{dataset}-fedavg.toml").to_dict()
+    for cell in grid.cells:
+        method = cell.axes["algorithm.name"]
+        preset = load_config(root / f"{dataset}-{method}.toml")
+        assert {k: v for k, v in preset.to_dict().items() if k != "algorithm"} == {
+            k: v for k, v in reference.items() if k != "algorithm"
+        }
+        preset.seed = cell.axes["seed"]
+        preset.federation.multimodal_ratio = cell.axes["federation.multimodal_ratio"]
+        preset.federation.alpha = cell.axes.get("federation.alpha", preset.federation.alpha)
+        assert config_from_dict(cell.config) == preset, cell.cell_id

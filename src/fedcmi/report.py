@@ -12,7 +12,16 @@ from typing import Any
 
 from fedcmi import plots
 from fedcmi.protocol import summary_rows
-from fedcmi.tables import DEFAULT_METRICS, read_results, render, summarise
+from fedcmi.tables import (
+    DEFAULT_METRICS,
+    paired_groups,
+    read_results,
+    render,
+    render_paired,
+    summarise,
+)
+
+PAIRED_BASELINE = "fedavg"  # a sweep report shows every method's paired difference to it
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -122,9 +131,20 @@ def _sweep_sections(sweep_dir: Path) -> str:
     grid = (sweep_dir / "grid.toml").read_text() if (sweep_dir / "grid.toml").is_file() else ""
     parts = [f"<p>{len(rows)} finished runs; mean ± std over seeds, best per setting in bold.</p>"]
     parts.append("<h2>Results</h2>" + render(groups, by, metrics, "html"))
+    methods = {r[by[0]] for r in rows} if by else set()
+    if "seed" in axes and PAIRED_BASELINE in methods and len(methods) > 1:
+        pairs = paired_groups(rows, by, metrics, PAIRED_BASELINE)
+        paired = render_paired(pairs, by, metrics, "html")
+        parts.append(
+            f"<h2>Paired differences to {PAIRED_BASELINE}</h2><p>Mean over the seeds both "
+            "methods ran [95% Student-t interval]; bold where the interval excludes 0.</p>" + paired
+        )
     with tempfile.TemporaryDirectory() as tmp:
-        bars = plots.plot_sweep_bars(groups, by, ["acc", "acc_v"], Path(tmp) / "bars.png")
-        parts.append("<h2>Fused and visual accuracy</h2>" + _img(bars, "mean ± std over seeds"))
+        bars = plots.plot_sweep_bars(groups, by, ["acc", "probe_v"], Path(tmp) / "bars.png")
+        parts.append(
+            "<h2>Fused accuracy and the probe of the v encoder</h2>"
+            + _img(bars, "mean ± std over seeds")
+        )
     first = [
         sweep_dir / r["run_dir"]
         for r in rows

@@ -112,6 +112,12 @@ class AVDigits(DatasetBuilder):
         test_fraction: float = 0.2
         seed: int = 0  # fixes the dataset itself; the run seed varies the federation
 
+        def __post_init__(self) -> None:
+            # -5 and -5.0 are the same data: one cache name (params_key hashes the JSON)
+            if self.audio_snr_db is not None:
+                self.audio_snr_db = float(self.audio_snr_db)
+            self.image_noise = float(self.image_noise)
+
     @classmethod
     def load(cls, params: AVDigits.Params, cache_dir: Path) -> MultimodalData:
         if not 1 <= params.per_class <= 500:
