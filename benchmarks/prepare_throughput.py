@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedcmi.prepare import prepare  # noqa: E402
-from fedcmi.prepare.crema_d import EMOTIONS  # noqa: E402
+from fedcmi.data.prepare import prepare  # noqa: E402
+from fedcmi.data.prepare.crema_d import EMOTIONS  # noqa: E402
 from tests.media_fixtures import write_video, write_wav  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fedcmi.aggregation import ClientUpdate, aggregate
+from fedcmi.core.aggregation import ClientUpdate, aggregate
 from fedcmi.models import side_of
 
 KEYS = ("enc_a.weight", "head_a.bias", "enc_v.weight", "inf_v.weight", "fusion.weight")

@@ -21,7 +21,7 @@ from fedcmi.algorithms.fedavg_pmr import (
 )
 from fedcmi.config import TrainConfig, load_config
 from fedcmi.models import LateFusionModel
-from fedcmi.training import ClientData, RoundContext
+from fedcmi.core.training import ClientData, RoundContext
 
 
 def test_ogm_coefficient_is_the_published_eq_10():

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from fedcmi.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
+from fedcmi.tools.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
 from fedcmi.data import load_dataset
-from fedcmi.engine import EmbeddedEngine
-from fedcmi.federation import build_federation
-from fedcmi.phases import PhaseLog
+from fedcmi.engine.embedded import EmbeddedEngine
+from fedcmi.engine.federation import build_federation
+from fedcmi.core.phases import PhaseLog
 from tests.conftest import synthetic_config
 
 
@@ -54,7 +54,7 @@ def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
 
 
 def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
-    import fedcmi.bench_speed as bench
+    import fedcmi.tools.bench_speed as bench
     from fedcmi.cli import main
 
     cfg = synthetic_config("algorithm.warmup_rounds=1")
@@ -67,7 +67,7 @@ def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
 
 
 def test_crema_shaped_workload_has_cremas_shapes_dtypes_and_split_sizes():
-    from fedcmi.bench_speed import crema_shaped
+    from fedcmi.tools.bench_speed import crema_shaped
 
     work = crema_shaped(scale=0.02, epochs=1)
     data = work.data
@@ -79,7 +79,7 @@ def test_crema_shaped_workload_has_cremas_shapes_dtypes_and_split_sizes():
 
 
 def test_compiled_rows_come_after_every_workloads_main_rows(monkeypatch):
-    import fedcmi.bench_speed as bench
+    import fedcmi.tools.bench_speed as bench
 
     calls = []
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fedcmi.calibrate import KEYS, calibrate, in_regime
+from fedcmi.tools.calibrate import KEYS, calibrate, in_regime
 from fedcmi.cli import main
 from tests.conftest import synthetic_config
 

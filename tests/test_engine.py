@@ -8,9 +8,9 @@ import torch
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import TrainConfig
 from fedcmi.data import load_dataset
-from fedcmi.engine import ClientTrainer, EmbeddedEngine, Evaluator, client_generator, lr_at
-from fedcmi.federation import build_federation
-from fedcmi.runner import RunDirError, run_experiment
+from fedcmi.engine.embedded import ClientTrainer, EmbeddedEngine, Evaluator, client_generator, lr_at
+from fedcmi.engine.federation import build_federation
+from fedcmi.engine.runner import RunDirError, run_experiment
 from tests.conftest import synthetic_config
 
 
@@ -181,7 +181,7 @@ def test_unwritable_or_full_output_folder_is_refused_before_training(tmp_path, m
     import shutil
     from collections import namedtuple
 
-    from fedcmi import runner
+    from fedcmi.engine import runner
 
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10, 10, 5 * 2**20))

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from fedcmi.aggregation import ClientUpdate, aggregate, coordinate_median, trimmed_mean
-from fedcmi.engine import RoundFailedError
-from fedcmi.faults import validate_update
+from fedcmi.core.aggregation import ClientUpdate, aggregate, coordinate_median, trimmed_mean
+from fedcmi.engine.embedded import RoundFailedError
+from fedcmi.engine.faults import validate_update
 from fedcmi.models import side_of
-from fedcmi.runner import run_experiment
+from fedcmi.engine.runner import run_experiment
 from tests.conftest import synthetic_config
 
 
@@ -105,7 +105,7 @@ def test_a_raising_client_is_recorded(tmp_path, monkeypatch):
 
 
 def test_fault_bench_counts_drops_and_rejections():
-    from fedcmi.bench import bench_faults
+    from fedcmi.tools.bench import bench_faults
 
     result = bench_faults(synthetic_config("rounds=6", "federation.clients_per_round=3"))
     clean, faulty = result["fault-free"], result["faulty"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fedcmi.config import FederationConfig
-from fedcmi.federation import (
+from fedcmi.engine.federation import (
     assign_modalities,
     build_federation,
     dirichlet_partition,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fedcmi.algorithms.fedcmi import dominance_ratio, infiltration_loss
-from fedcmi.training import add_proximal_gradient
+from fedcmi.core.training import add_proximal_gradient
 
 
 def _softmax(row):

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from fedcmi.phases import PhaseLog, union_length
+from fedcmi.core.phases import PhaseLog, union_length
 
 
 def test_union_length_counts_overlaps_once():

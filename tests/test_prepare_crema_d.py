@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fedcmi.prepare.crema_d import (
+from fedcmi.data.prepare.crema_d import (
     EMOTIONS,
     parse_clip_id,
     read_split_file,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from fedcmi.prepare import prepare
-from fedcmi.prepare.cache import CacheMismatchError
-from fedcmi.prepare.crema_d import EMOTIONS
+from fedcmi.data.prepare import prepare
+from fedcmi.data.prepare.cache import CacheMismatchError
+from fedcmi.data.prepare.crema_d import EMOTIONS
 from tests.media_fixtures import TSV_COLUMNS, write_jpeg, write_video, write_wav
 
 SMALL = {"seconds": 0.5, "frame_size": 16}
@@ -159,7 +159,7 @@ def test_ave_prepare_event_cropped(tmp_path):
 
 def one_round(tmp_path, name, cache, **data):
     from fedcmi.config import load_config
-    from fedcmi.runner import run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     sets = [
         f"data.name={name}",
@@ -258,7 +258,7 @@ VOCAB = [
 
 def make_crisismmd(root):
     """Informative task: 6 train, 2 dev, 2 test pairs; one image missing, one corrupt."""
-    from fedcmi.prepare.crisismmd import task_file
+    from fedcmi.data.prepare.crisismmd import task_file
 
     columns = list(TSV_COLUMNS)
     texts = ["RT Help now http://t.co/x", "flood #houston", "no water", "help", "now flood", "no"]
@@ -307,7 +307,7 @@ def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(tmp_path):
     assert image.shape == (9, 36, 36, 3)  # the missing image never became a job
     options = {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32}
     from fedcmi.config import load_config
-    from fedcmi.runner import run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     sets = [
         "data.name=crisismmd",

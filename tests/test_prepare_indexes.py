@@ -2,8 +2,8 @@
 
 import pytest
 
-from fedcmi.prepare.ave import HEADER, class_names, read_events
-from fedcmi.prepare.crisismmd import clean_tweet, read_pairs, task_file
+from fedcmi.data.prepare.ave import HEADER, class_names, read_events
+from fedcmi.data.prepare.crisismmd import clean_tweet, read_pairs, task_file
 from tests.media_fixtures import TSV_COLUMNS
 
 

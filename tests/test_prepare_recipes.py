@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from fedcmi.prepare.spectrogram import load_wav, pmr_spectrogram, tile_to
+from fedcmi.data.prepare.spectrogram import load_wav, pmr_spectrogram, tile_to
 
 
 def test_tile_repeats_then_cuts():

@@ -2,7 +2,7 @@
 
 import torch
 
-from fedcmi.probe import encoder_probe, fit_probe, probe_accuracy
+from fedcmi.core.probe import encoder_probe, fit_probe, probe_accuracy
 
 
 def test_probe_finds_a_separable_feature_among_noise():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedcmi.protocol import best_index, run_figures, summary_rows, val_gain, window_mean
+from fedcmi.core.protocol import best_index, run_figures, summary_rows, val_gain, window_mean
 
 
 def record(round_, val_acc, test_acc, test_v=None):

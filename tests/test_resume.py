@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from fedcmi.checkpoint import CheckpointError, load_checkpoint
+from fedcmi.engine.checkpoint import CheckpointError, load_checkpoint
 from fedcmi.cli import main
 from fedcmi.config import load_config
-from fedcmi.runner import run_experiment
+from fedcmi.engine.runner import run_experiment
 
 SLOW_SYNTHETIC = [
     "data.name=synthetic",

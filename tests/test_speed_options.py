@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedcmi.runner import run_experiment
+from fedcmi.engine.runner import run_experiment
 from tests.conftest import synthetic_config
 
 
@@ -83,7 +83,7 @@ def test_compile_leaves_augmentation_modules_eager():
     from torch import nn
 
     from fedcmi.models.resnet import FrameInput, FrameResNet
-    from fedcmi.speed import compile_outside_augmentation
+    from fedcmi.engine.speed import compile_outside_augmentation
 
     encoder = nn.Sequential(FrameInput(16), FrameResNet(8, width=4))
     compile_outside_augmentation(encoder)
@@ -99,8 +99,8 @@ def test_closing_a_concurrent_engine_stops_its_client_threads():
     import torch
 
     from fedcmi.data import load_dataset
-    from fedcmi.engine import EmbeddedEngine
-    from fedcmi.federation import build_federation
+    from fedcmi.engine.embedded import EmbeddedEngine
+    from fedcmi.engine.federation import build_federation
 
     def client_threads() -> set:
         return {t for t in threading.enumerate() if t.name.startswith("fedcmi-client")}

@@ -10,8 +10,8 @@ import pytest
 
 from fedcmi.cli import main
 from fedcmi.config import ConfigError
-from fedcmi.sweep import load_grid, run_sweep
-from fedcmi.tables import make_table, read_results
+from fedcmi.tools.sweep import load_grid, run_sweep
+from fedcmi.tools.tables import make_table, read_results
 
 GRID = """
 description = "test grid"
@@ -249,7 +249,7 @@ def test_defaults_grid_reproduces_the_presets():
 
 
 def test_a_failing_cell_does_not_stop_the_others(grid_file, tmp_path, monkeypatch):
-    from fedcmi import sweep
+    from fedcmi.tools import sweep
 
     real = sweep._run_cell
 

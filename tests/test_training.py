@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fedcmi.training import batch_indices
+from fedcmi.core.training import batch_indices
 
 
 @pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 128, 129, 130, 193, 200])

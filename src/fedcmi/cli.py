@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import ConfigError, build_dataclass, load_config, parse_override
-from fedcmi.protocol import summary_rows
+from fedcmi.core.protocol import summary_rows
 
 PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
 SHOWN_METRICS = (
@@ -50,7 +50,7 @@ def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fedcmi.runner import RunInterrupted, run_experiment
+    from fedcmi.engine.runner import RunInterrupted, run_experiment
 
     if args.engine == "flower":
         try:
@@ -159,7 +159,7 @@ def _dataset_params(name: str, overrides: list[str]) -> Any:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from fedcmi.prepare import prepare
+    from fedcmi.data.prepare import prepare
 
     if not args.src or not args.out:
         raise CLIError("data prepare needs --src RAW_DIR and --out CACHE_DIR")
@@ -222,7 +222,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from fedcmi.sweep import load_grid, run_sweep
+    from fedcmi.tools.sweep import load_grid, run_sweep
 
     grid_path = _grid_path(args.grid)
     grid = load_grid(grid_path)
@@ -251,7 +251,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from fedcmi.calibrate import calibrate
+    from fedcmi.tools.calibrate import calibrate
 
     if args.epochs < 1:
         raise CLIError(f"--epochs {args.epochs}: expected >= 1")
@@ -273,7 +273,7 @@ def print_calibration(figures: dict[str, Any], seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fedcmi.calibrate import in_regime
+    from fedcmi.tools.calibrate import in_regime
 
     table = Table(title="calibration: test accuracies of central models", min_width=60)
     table.add_column("figure")
@@ -287,8 +287,8 @@ def print_calibration(figures: dict[str, Any], seconds: float) -> None:
 
 
 def _calibrate_grid(args: argparse.Namespace) -> int:
-    from fedcmi.calibrate import calibrate_grid, calibration_table
-    from fedcmi.sweep import load_grid
+    from fedcmi.tools.calibrate import calibrate_grid, calibration_table
+    from fedcmi.tools.sweep import load_grid
 
     if args.config or args.set or args.json:
         raise CLIError("--grid takes the grid file only (its base and [set] give the configs)")
@@ -318,14 +318,14 @@ def _grid_path(name: str) -> Path:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from fedcmi.tables import make_table
+    from fedcmi.tools.tables import make_table
 
     by = args.by.split(",") if args.by else None
     metrics = args.metrics.split(",") if args.metrics else None
     print(make_table(args.results, by, metrics, args.format, baseline=args.baseline))
     if args.plot:
-        from fedcmi.plots import plot_sweep_bars
-        from fedcmi.tables import read_results, summarise
+        from fedcmi.tools.plots import plot_sweep_bars
+        from fedcmi.tools.tables import read_results, summarise
 
         rows, axes = read_results(args.results)
         by = by or [a for a in axes if a != "seed"]
@@ -336,7 +336,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from fedcmi.plots import plot_runs
+    from fedcmi.tools.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
     for path in plot_runs(args.runs, out):
@@ -361,7 +361,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from fedcmi.bench import bench_engines, default_workload
+    from fedcmi.tools.bench import bench_engines, default_workload
 
     cfg_path = resolve_config(args.config)
     cfg = load_config(cfg_path, args.set) if cfg_path else default_workload(args.set)
@@ -397,7 +397,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from fedcmi.bench_speed import bench_speed
+    from fedcmi.tools.bench_speed import bench_speed
 
     gpu = torch.cuda.is_available()
     scale = args.scale if args.scale is not None else (1.0 if gpu else 0.02)
@@ -443,7 +443,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
-    from fedcmi.bench import bench_faults
+    from fedcmi.tools.bench import bench_faults
 
     cfg_path = resolve_config(args.config or "av-digits-fedcmi")
     overrides = args.set if args.config else ["rounds=10", *args.set]
@@ -465,7 +465,7 @@ def cmd_bench_faults(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fedcmi.report import build_report
+    from fedcmi.tools.report import build_report
 
     print(build_report(args.target, args.out))
     return 0

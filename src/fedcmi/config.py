@@ -68,7 +68,7 @@ class ModelConfig:
 
 @dataclass
 class EvalConfig:
-    """Central evaluation and the reported figures (see :mod:`fedcmi.protocol`)."""
+    """Central evaluation and the reported figures (see :mod:`fedcmi.core.protocol`)."""
 
     batch_size: int = 1024
     last_rounds: int = 5  # primary figure: mean test metrics over this many last rounds
@@ -79,7 +79,7 @@ class EvalConfig:
 class EngineConfig:
     device: str = "auto"
     # Deterministic kernels (the default); false lets cuDNN autotune convolutions (faster
-    # on a GPU, not bit-reproducible). See fedcmi.speed.configure_torch.
+    # on a GPU, not bit-reproducible). See fedcmi.engine.speed.configure_torch.
     deterministic: bool = True
     threads: int | None = None
     # fp32; tf32 (CUDA matmuls/convolutions in TF32); bf16 (autocast of the local

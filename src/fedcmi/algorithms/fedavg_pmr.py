@@ -37,7 +37,7 @@ from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.models import LateFusionModel
-from fedcmi.training import Batch, ClientData, RoundContext, timed, train_local
+from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 
 
 def class_prototypes(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:

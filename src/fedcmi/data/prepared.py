@@ -20,7 +20,7 @@ import torch
 
 from fedcmi.data import DATASETS
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, stratified_split
-from fedcmi.prepare.cache import CACHE_FORMAT
+from fedcmi.data.prepare.cache import CACHE_FORMAT
 
 
 def read_cache(path: str | Path, dataset: str) -> tuple[dict, list[dict], dict[str, np.ndarray]]:

@@ -21,8 +21,8 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedcmi.engine import Evaluator, make_client_data
-from fedcmi.faults import InjectedFault, corrupt, draw_faults
+from fedcmi.engine.embedded import Evaluator, make_client_data
+from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
@@ -30,7 +30,7 @@ from fedcmi.flower.common import (
     workspace,
 )
 from fedcmi.flower.strategy import FedCMIStrategy
-from fedcmi.runner import RunWriter
+from fedcmi.engine.runner import RunWriter
 
 client_app = ClientApp()
 server_app = ServerApp()

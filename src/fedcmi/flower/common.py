@@ -12,9 +12,9 @@ from flwr.app import ArrayRecord
 from fedcmi.config import Config, config_from_dict
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
-from fedcmi.engine import ClientTrainer, select_device
-from fedcmi.federation import Federation, build_federation
-from fedcmi.speed import configure_torch
+from fedcmi.engine.embedded import ClientTrainer, select_device
+from fedcmi.engine.federation import Federation, build_federation
+from fedcmi.engine.speed import configure_torch
 
 try:
     import tomllib

@@ -16,11 +16,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedcmi.aggregation import ClientUpdate
-from fedcmi.engine import Evaluator, RoundFailedError, participants, round_record
-from fedcmi.faults import validate_update
+from fedcmi.core.aggregation import ClientUpdate
+from fedcmi.engine.embedded import Evaluator, RoundFailedError, participants, round_record
+from fedcmi.engine.faults import validate_update
 from fedcmi.flower.common import from_record, to_record
-from fedcmi.runner import RunWriter
+from fedcmi.engine.runner import RunWriter
 
 
 class FedCMIStrategy(Strategy):

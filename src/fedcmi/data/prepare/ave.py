@@ -78,14 +78,14 @@ class PrepareParams:
 
 
 def array_specs(p: PrepareParams) -> dict:
-    from fedcmi.prepare.spectrogram import av_array_specs
+    from fedcmi.data.prepare.spectrogram import av_array_specs
 
     return av_array_specs(p.seconds, p.frames, p.frame_size)
 
 
 def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
     """Jobs from the dataset's own train/val/test lists; skips are reported."""
-    from fedcmi.prepare.cache import ClipJob
+    from fedcmi.data.prepare.cache import ClipJob
 
     src = Path(src)
     annotations = src / "Annotations.txt"
@@ -129,8 +129,8 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
 
 def prepare_clip(job) -> dict:
     """Worker: event-cropped audio spectrogram and frames of one video."""
-    from fedcmi.prepare.media import audio_track, frames_per_second
-    from fedcmi.prepare.spectrogram import SAMPLE_RATE, pmr_spectrogram
+    from fedcmi.data.prepare.media import audio_track, frames_per_second
+    from fedcmi.data.prepare.spectrogram import SAMPLE_RATE, pmr_spectrogram
 
     s = job.source
     audio = audio_track(s["path"], SAMPLE_RATE)

@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedcmi.sweep import RESULT_COLUMNS
+from fedcmi.tools.sweep import RESULT_COLUMNS
 
 DEFAULT_METRICS = ("acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v", "best_acc")
 LOWER_IS_BETTER = {"per_class_std", "wall_seconds"}

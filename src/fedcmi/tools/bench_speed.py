@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fedcmi.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.config import Config, load_config
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData, Split
-from fedcmi.engine import (
+from fedcmi.engine.embedded import (
     EmbeddedEngine,
     clone_state,
     lr_at,
@@ -55,10 +55,10 @@ from fedcmi.engine import (
     seed_client_rngs,
     select_device,
 )
-from fedcmi.federation import build_federation
-from fedcmi.phases import PhaseLog, logged
-from fedcmi.speed import configure_torch
-from fedcmi.training import Batch, ClientData, RoundContext, batch_indices
+from fedcmi.engine.federation import build_federation
+from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.engine.speed import configure_torch
+from fedcmi.core.training import Batch, ClientData, RoundContext, batch_indices
 
 BENCH_ROUND = 1  # 0-based: the round after FedCMI's warm-up round (warmup_rounds = 1)
 

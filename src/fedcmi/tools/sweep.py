@@ -50,7 +50,7 @@ RESULT_COLUMNS = (
     *METRICS,
     *PROBES,
     "val_acc",  # val acc over the same last rounds: what method knobs are tuned on
-    "val_gain",  # plateau check (fedcmi.protocol.val_gain)
+    "val_gain",  # plateau check (fedcmi.core.protocol.val_gain)
     "best_round",
     *(f"best_{m}" for m in BEST_METRICS),
     "per_class_std",
@@ -140,7 +140,7 @@ def _cell_config(
 
 def _run_cell(config: dict[str, Any], out_dir: str, threads: int | None) -> dict[str, Any]:
     """Worker entry point (runs in a child process when --jobs > 1)."""
-    from fedcmi.runner import run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     started = time.perf_counter()
     summary = run_experiment(config_from_dict(with_threads(config, threads)), out_dir)

@@ -99,7 +99,7 @@ class PrepareParams:
 
 
 def array_specs(p: PrepareParams) -> dict:
-    from fedcmi.prepare.cache import ArraySpec
+    from fedcmi.data.prepare.cache import ArraySpec
 
     return {
         "image": ArraySpec((p.image_size, p.image_size, 3), "uint8"),
@@ -113,7 +113,7 @@ def derived_params(p: PrepareParams) -> dict:
 
 
 def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
-    from fedcmi.prepare.cache import ClipJob
+    from fedcmi.data.prepare.cache import ClipJob
 
     if not p.tokenizer:
         raise ValueError(

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fedcmi import plots
-from fedcmi.protocol import summary_rows
-from fedcmi.tables import (
+from fedcmi.tools import plots
+from fedcmi.core.protocol import summary_rows
+from fedcmi.tools.tables import (
     DEFAULT_METRICS,
     paired_groups,
     read_results,

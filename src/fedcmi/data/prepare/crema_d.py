@@ -142,14 +142,14 @@ def _sources(src: Path, key: str, p: PrepareParams) -> tuple[dict[str, Any] | No
 
 
 def array_specs(p: PrepareParams) -> dict:
-    from fedcmi.prepare.spectrogram import av_array_specs
+    from fedcmi.data.prepare.spectrogram import av_array_specs
 
     return av_array_specs(p.seconds, p.frames, p.frame_size)
 
 
 def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str, str]], list[str]]:
     """Jobs (one per usable clip), skip records and class names for a raw CREMA-D folder."""
-    from fedcmi.prepare.cache import ClipJob
+    from fedcmi.data.prepare.cache import ClipJob
 
     src = Path(src)
     if p.split == "file":
@@ -203,8 +203,8 @@ def _assign_splits(jobs: list, p: PrepareParams) -> None:
 
 def prepare_clip(job) -> dict[str, np.ndarray]:
     """Worker: one clip -> {"audio": (257, T) spectrogram, "frames": (F, S, S, 3) uint8}."""
-    from fedcmi.prepare.media import frames_from_folder, frames_per_second
-    from fedcmi.prepare.spectrogram import load_wav, pmr_spectrogram
+    from fedcmi.data.prepare.media import frames_from_folder, frames_per_second
+    from fedcmi.data.prepare.spectrogram import load_wav, pmr_spectrogram
 
     s = job.source
     audio = pmr_spectrogram(load_wav(s["wav"]), s["seconds"])

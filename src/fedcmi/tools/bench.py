@@ -31,7 +31,7 @@ def _timed(fn) -> tuple[dict[str, Any], float]:
 
 
 def bench_engines(cfg: Config, deployment: bool = False) -> dict[str, Any]:
-    from fedcmi.runner import run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +86,7 @@ FAULT_MIX = FaultsConfig(drop_rate=0.2, nan_rate=0.1, slow_rate=0.1, shape_rate=
 
 def bench_faults(cfg: Config) -> dict[str, Any]:
     """The same run without and with a seeded fault mix, on the embedded engine."""
-    from fedcmi.runner import run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     faulty = replace(
         cfg, faults=FAULT_MIX, robustness=replace(cfg.robustness, client_timeout=600.0)

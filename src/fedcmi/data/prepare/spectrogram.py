@@ -57,7 +57,7 @@ def pmr_spectrogram(
 
 def av_array_specs(seconds: float, frames: int, frame_size: int) -> dict:
     """Cache arrays of an audio-visual dataset: float16 spectrograms, uint8 frames."""
-    from fedcmi.prepare.cache import ArraySpec
+    from fedcmi.data.prepare.cache import ArraySpec
 
     samples = int(round(seconds * SAMPLE_RATE))
     steps = 1 + (samples - NPERSEG) // (NPERSEG - NOVERLAP)

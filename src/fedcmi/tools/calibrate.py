@@ -16,7 +16,7 @@ epochs at the config's learning rate) with three models:
   (``acc_a`` / ``acc_v``) is lower;
 - ``probe_weak_joint`` / ``probe_weak_alone``: linear-probe test accuracy of the weak
   modality's encoder after joint training / after training alone (see
-  :mod:`fedcmi.probe`); ``probe_strong_*`` the same for the other encoder. A joint probe
+  :mod:`fedcmi.core.probe`); ``probe_strong_*`` the same for the other encoder. A joint probe
   well below the alone probe means joint training starved that encoder.
 
 A setting discriminates between imbalance methods when both modalities carry signal,
@@ -43,14 +43,14 @@ from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import Config, NamedConfig, config_from_dict
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
-from fedcmi.engine import ClientTrainer, make_client_data, select_device
-from fedcmi.metrics import collect_logits, evaluate
+from fedcmi.engine.embedded import ClientTrainer, make_client_data, select_device
+from fedcmi.engine.evaluation import collect_logits, evaluate
 from fedcmi.models.base import MultimodalModel
-from fedcmi.probe import encoder_probe
-from fedcmi.runner import write_json
-from fedcmi.speed import configure_torch
-from fedcmi.sweep import Cell, Grid, SweepError, run_cells, with_threads
-from fedcmi.tables import layout
+from fedcmi.core.probe import encoder_probe
+from fedcmi.engine.runner import write_json
+from fedcmi.engine.speed import configure_torch
+from fedcmi.tools.sweep import Cell, Grid, SweepError, run_cells, with_threads
+from fedcmi.tools.tables import layout
 
 KEYS = (
     "unimodal_a",

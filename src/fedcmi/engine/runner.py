@@ -3,7 +3,7 @@
 Run folder contents: ``config.toml`` (resolved config), ``manifest.json`` (dataset and
 federation: client partitions, modalities, per-round schedule), ``metrics.jsonl`` (one
 JSON object per round, no wall-clock values, so identical runs give identical files),
-``summary.json`` (the figures of :mod:`fedcmi.protocol`: the mean test metrics over the last
+``summary.json`` (the figures of :mod:`fedcmi.core.protocol`: the mean test metrics over the last
 rounds, the best smoothed-val round, the last round, linear probes of both encoders,
 timings) and ``final.pt`` (the final global state dict).
 """
@@ -21,14 +21,14 @@ from typing import Any
 import torch
 
 from fedcmi import __version__
-from fedcmi.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.config import Config
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
-from fedcmi.engine import EmbeddedEngine, select_device
-from fedcmi.federation import Federation, build_federation
-from fedcmi.protocol import run_figures
-from fedcmi.speed import configure_torch
+from fedcmi.engine.embedded import EmbeddedEngine, select_device
+from fedcmi.engine.federation import Federation, build_federation
+from fedcmi.core.protocol import run_figures
+from fedcmi.engine.speed import configure_torch
 
 
 class RunDirError(RuntimeError):
@@ -128,7 +128,7 @@ class RunWriter:
         """Close metrics.jsonl, save ``final.pt`` and write ``summary.json``.
 
         ``probes`` are the linear-probe test accuracies of the final model's encoders
-        (``probe_a``, ``probe_v``; see :meth:`fedcmi.engine.Evaluator.probes`).
+        (``probe_a``, ``probe_v``; see :meth:`fedcmi.engine.embedded.Evaluator.probes`).
         """
         if self._metrics is not None:
             self._metrics.close()

@@ -16,17 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedcmi.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.algorithms import build_algorithm
 from fedcmi.config import Config, TrainConfig
 from fedcmi.data.base import MultimodalData, Split
-from fedcmi.faults import InjectedFault, corrupt, draw_faults, validate_update
-from fedcmi.federation import Federation
-from fedcmi.metrics import evaluate
-from fedcmi.phases import PhaseLog, logged
-from fedcmi.probe import encoder_probe
-from fedcmi.speed import autocast_factory, prepare_model
-from fedcmi.training import ClientData, RoundContext
+from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults, validate_update
+from fedcmi.engine.federation import Federation
+from fedcmi.engine.evaluation import evaluate
+from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.core.probe import encoder_probe
+from fedcmi.engine.speed import autocast_factory, prepare_model
+from fedcmi.core.training import ClientData, RoundContext
 
 
 def select_device(name: str) -> torch.device:

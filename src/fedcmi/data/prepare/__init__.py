@@ -1,7 +1,7 @@
 """Preparation of the paper's datasets from a user's disk (CREMA-D, AVE, CrisisMMD).
 
 ``prepare(name, src, out, overrides, workers)`` indexes the raw layout, decodes every
-clip in ``workers`` processes and writes a cache (see :mod:`fedcmi.prepare.cache`).
+clip in ``workers`` processes and writes a cache (see :mod:`fedcmi.data.prepare.cache`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import build_dataclass
-from fedcmi.prepare import ave, crema_d, crisismmd
-from fedcmi.prepare.cache import CacheSpec, build_cache
+from fedcmi.data.prepare import ave, crema_d, crisismmd
+from fedcmi.data.prepare.cache import CacheSpec, build_cache
 
 PREPARERS = {"crema-d": crema_d, "ave": ave, "crisismmd": crisismmd}
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from fedcmi.config import TrainConfig
-from fedcmi.phases import PhaseLog, logged
+from fedcmi.core.phases import PhaseLog, logged
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedcmi.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.config import FaultsConfig
 
 
