@@ -20,8 +20,8 @@ from fedcmi.algorithms.fedavg_pmr import (
     prototype_logits,
 )
 from fedcmi.config import TrainConfig, load_config
-from fedcmi.models import LateFusionModel
 from fedcmi.core.training import ClientData, RoundContext
+from fedcmi.models import LateFusionModel
 
 
 def test_ogm_coefficient_is_the_published_eq_10():

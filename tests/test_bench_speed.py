@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from fedcmi.tools.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
+from fedcmi.core.phases import PhaseLog
 from fedcmi.data import load_dataset
 from fedcmi.engine.embedded import EmbeddedEngine
 from fedcmi.engine.federation import build_federation
-from fedcmi.core.phases import PhaseLog
+from fedcmi.tools.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
 from tests.conftest import synthetic_config
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from fedcmi.tools.calibrate import KEYS, calibrate, in_regime
 from fedcmi.cli import main
+from fedcmi.tools.calibrate import KEYS, calibrate, in_regime
 from tests.conftest import synthetic_config
 
 

@@ -8,9 +8,11 @@ import torch
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import TrainConfig
 from fedcmi.data import load_dataset
-from fedcmi.engine.embedded import ClientTrainer, EmbeddedEngine, Evaluator, client_generator, lr_at
+from fedcmi.engine.embedded import ClientTrainer, EmbeddedEngine
+from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.runner import RunDirError, run_experiment
+from fedcmi.engine.schedule import client_generator, lr_at
 from tests.conftest import synthetic_config
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from fedcmi.core.aggregation import ClientUpdate, aggregate, coordinate_median, trimmed_mean
-from fedcmi.engine.embedded import RoundFailedError
 from fedcmi.engine.faults import validate_update
-from fedcmi.models import side_of
+from fedcmi.engine.rounds import RoundFailedError
 from fedcmi.engine.runner import run_experiment
+from fedcmi.models import side_of
 from tests.conftest import synthetic_config
 
 

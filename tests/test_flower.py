@@ -9,8 +9,8 @@ pytest.importorskip("flwr")
 
 from fedcmi.algorithms import ALGORITHMS  # noqa: E402
 from fedcmi.cli import main  # noqa: E402
-from fedcmi.flower.simulation import run_flower_simulations  # noqa: E402
 from fedcmi.engine.runner import run_experiment  # noqa: E402
+from fedcmi.flower.simulation import run_flower_simulations  # noqa: E402
 from tests.conftest import synthetic_config  # noqa: E402
 
 

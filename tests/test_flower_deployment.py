@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("flwr")
 
 from fedcmi.config import load_config  # noqa: E402
+from fedcmi.engine.runner import run_experiment  # noqa: E402
 from fedcmi.flower.certs import make_certificates  # noqa: E402
 from fedcmi.flower.deployment import flwr_run, tls_deployment  # noqa: E402
-from fedcmi.engine.runner import run_experiment  # noqa: E402
 
 RUN = """seed = 0
 rounds = 2

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from fedcmi.engine.checkpoint import CheckpointError, load_checkpoint
 from fedcmi.cli import main
 from fedcmi.config import load_config
+from fedcmi.engine.checkpoint import CheckpointError, load_checkpoint
 from fedcmi.engine.runner import run_experiment
 
 SLOW_SYNTHETIC = [

@@ -82,8 +82,8 @@ def test_frame_augmentation_is_seeded_per_client():
 def test_compile_leaves_augmentation_modules_eager():
     from torch import nn
 
-    from fedcmi.models.resnet import FrameInput, FrameResNet
     from fedcmi.engine.speed import compile_outside_augmentation
+    from fedcmi.models.resnet import FrameInput, FrameResNet
 
     encoder = nn.Sequential(FrameInput(16), FrameResNet(8, width=4))
     compile_outside_augmentation(encoder)

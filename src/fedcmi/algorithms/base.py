@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.core.aggregation import ClientUpdate, State, aggregate
 from fedcmi.config import ModelConfig
+from fedcmi.core.aggregation import ClientUpdate, State, aggregate
+from fedcmi.core.training import ClientData, RoundContext
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import LateFusionModel, MultimodalModel, side_of
 from fedcmi.models.base import build_encoders
-from fedcmi.core.training import ClientData, RoundContext
 
 
 class Algorithm:

@@ -14,11 +14,11 @@ from typing import Any, Literal
 import torch.nn.functional as F
 from torch import nn
 
-from fedcmi.core.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm, global_parameters
-from fedcmi.models import LateFusionModel
+from fedcmi.core.aggregation import State
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.models import LateFusionModel
 
 
 @ALGORITHMS.register("fedavg")

@@ -40,8 +40,8 @@ from torch import Tensor, nn
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
-from fedcmi.models import LateFusionModel
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.models import LateFusionModel
 
 GE_NOISE_EPS = 1e-8  # added to the noise std, as in the official code
 

@@ -36,8 +36,8 @@ from torch import Tensor
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
-from fedcmi.models import LateFusionModel
 from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
+from fedcmi.models import LateFusionModel
 
 
 def class_prototypes(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:

@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.core.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import PROB_FLOOR, Algorithm, dominance_ratio, global_parameters
 from fedcmi.config import ModelConfig
+from fedcmi.core.aggregation import State
+from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
-from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 
 
 def class_wise_temperatures(

@@ -14,14 +14,14 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from fedcmi.core.aggregation import State
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import ModelConfig
+from fedcmi.core.aggregation import State
+from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import UnimodalModel
 from fedcmi.models.base import build_encoders
-from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 
 
 class Unimodal(Algorithm):

@@ -6,8 +6,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from fedcmi.data.base import Split
+from fedcmi.config import Config
+from fedcmi.core.aggregation import State
+from fedcmi.core.probe import encoder_probe
+from fedcmi.data.base import MultimodalData, Split
 from fedcmi.models.base import MultimodalModel
 
 
@@ -50,3 +54,45 @@ def evaluate(
     p_v = F.softmax(logits[key_v], 1).gather(1, y[:, None]).mean()
     out["imbalance_ratio"] = float(p_a / p_v.clamp_min(1e-12))
     return out
+
+
+class Evaluator:
+    """Central evaluation of a global state on the val and test splits."""
+
+    def __init__(self, cfg: Config, data: MultimodalData, model: nn.Module, device: torch.device):
+        self.batch_size = cfg.eval.batch_size
+        self.num_classes = data.num_classes
+        self.model = model
+        self.train = data.train  # stays where it is; the probes move it batch by batch
+        self.val = data.val.to(device)
+        self.test = data.test.to(device)
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        self.model.load_state_dict(state)
+        bs, c = self.batch_size, self.num_classes
+        return {
+            "val": evaluate(self.model, self.val, bs, c),
+            "test": evaluate(self.model, self.test, bs, c),
+        }
+
+    def probes(self, state: State) -> dict[str, float | None]:
+        """``probe_a``, ``probe_v``: linear-probe test accuracy of each encoder of
+        ``state`` (fit on the whole training pool, both modalities of every sample, in
+        whatever way the federation split it); None where the model has no such encoder.
+        """
+        self.model.load_state_dict(state)
+        out: dict[str, float | None] = {}
+        for side in "av":
+            encoder = getattr(self.model, f"enc_{side}", None)
+            out[f"probe_{side}"] = (
+                None
+                if encoder is None
+                else encoder_probe(
+                    encoder,
+                    (getattr(self.train, f"x_{side}"), self.train.y),
+                    (getattr(self.test, f"x_{side}"), self.test.y),
+                    self.num_classes,
+                    self.batch_size,
+                )
+            )
+        return out

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.config import FaultsConfig
+from fedcmi.core.aggregation import ClientUpdate, State
 
 
 class InjectedFault(RuntimeError):

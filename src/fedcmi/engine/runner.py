@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from fedcmi import __version__
-from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.config import Config
+from fedcmi.core.protocol import run_figures
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
+from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import Federation, build_federation
-from fedcmi.core.protocol import run_figures
 from fedcmi.engine.speed import configure_torch
 
 

@@ -21,8 +21,10 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedcmi.engine.embedded import Evaluator, make_client_data
-from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults
+from fedcmi.engine.embedded import make_client_data
+from fedcmi.engine.evaluation import Evaluator
+from fedcmi.engine.rounds import train_client
+from fedcmi.engine.runner import RunWriter
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
@@ -30,7 +32,6 @@ from fedcmi.flower.common import (
     workspace,
 )
 from fedcmi.flower.strategy import FedCMIStrategy
-from fedcmi.engine.runner import RunWriter
 
 client_app = ClientApp()
 server_app = ServerApp()
@@ -68,13 +69,15 @@ def train(msg: Message, context: Context) -> Message:
     )
     global_state = from_record(msg.content["arrays"], ws.device)
     attempt = int(config.get("attempt", 0))
-    draw = draw_faults(ws.cfg.faults, ws.cfg.seed, round_idx, pid, attempt)
-    if draw.drop:
-        raise InjectedFault("injected crash")
-    if draw.slow and ws.cfg.robustness.client_timeout is not None:
-        time.sleep(ws.cfg.robustness.client_timeout + 1.0)
-    update, logs = ws.trainer.train(client, global_state, round_idx)
-    update = corrupt(update, draw)
+    result = train_client(
+        ws.cfg,
+        pid,
+        round_idx,
+        attempt,
+        lambda: ws.trainer.train(client, global_state, round_idx),
+        sleep_when_slow=True,
+    )
+    update, logs = result.update, result.logs
     done = context.state.get("fedcmi")  # per-client persistent state across rounds
     rounds_trained = int(done["rounds-trained"]) + 1 if done is not None else 1
     context.state["fedcmi"] = MetricRecord(
@@ -84,10 +87,19 @@ def train(msg: Message, context: Context) -> Message:
         {
             "arrays": to_record(update.state),
             "metrics": MetricRecord(
-                {"num-examples": update.num_samples, "loss": float(logs["loss"])}
+                {
+                    "num-examples": update.num_samples,
+                    "loss": float(logs["loss"]),
+                    "seconds": result.seconds,
+                }
             ),
             "info": ConfigRecord(
-                {"cid": pid, "modalities": update.modalities, "logs": json.dumps(logs)}
+                {
+                    "cid": pid,
+                    "modalities": update.modalities,
+                    "logs": json.dumps(logs),
+                    "slow": result.slow,
+                }
             ),
         }
     )

@@ -43,22 +43,16 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fedcmi.config import Config, TrainConfig, load_config
 from fedcmi.core.aggregation import ClientUpdate, State
-from fedcmi.config import Config, load_config
+from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.core.training import Batch, ClientData, RoundContext, batch_indices
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData, Split
-from fedcmi.engine.embedded import (
-    EmbeddedEngine,
-    clone_state,
-    lr_at,
-    participants,
-    seed_client_rngs,
-    select_device,
-)
+from fedcmi.engine.embedded import EmbeddedEngine, clone_state, select_device
 from fedcmi.engine.federation import build_federation
-from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.engine.rounds import participants
 from fedcmi.engine.speed import configure_torch
-from fedcmi.core.training import Batch, ClientData, RoundContext, batch_indices
 
 BENCH_ROUND = 1  # 0-based: the round after FedCMI's warm-up round (warmup_rounds = 1)
 
@@ -145,27 +139,24 @@ def reference_round(
     host_clients: list[Split],
     round_idx: int = BENCH_ROUND,
     timer: PhaseLog | None = None,
+    train: TrainConfig | None = None,
 ) -> list[ClientUpdate]:
-    """The round's client training the reference way (a fresh deep copy per client)."""
-    cfg, algorithm = engine.cfg, engine.algorithm
+    """The round's client training the reference way: a fresh deep copy of the global
+    model per client and a per-sample loader, through the engine's own client training."""
     global_model = copy.deepcopy(engine.trainer.model)
     global_model.load_state_dict(engine.global_state)
     updates = []
-    for cid in participants(algorithm, engine.federation, round_idx):
-        model = copy.deepcopy(global_model)  # as the reference code does, per client
-        client = engine.clients[cid]
-        ctx = RoundContext(
-            round=round_idx,
-            lr=lr_at(round_idx, cfg.train, cfg.rounds),
-            train=cfg.train,
-            generator=seed_client_rngs(cfg.seed, round_idx, cid, model),
-            num_classes=engine.trainer.num_classes,
+    for cid in participants(engine.algorithm, engine.federation, round_idx):
+        update, _ = engine.trainer.train(
+            engine.clients[cid],
+            engine.global_state,
+            round_idx,
+            timer,
+            train,
             batches=_loader_batches(host_clients[cid], engine.trainer.device),
-            timer=timer,
+            model=copy.deepcopy(global_model),  # as the reference code does, per client
         )
-        algorithm.local_train(model, engine.global_state, client, ctx)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        updates.append(ClientUpdate(cid, client.modalities, len(client), state))
+        updates.append(update)
     return updates
 
 
@@ -212,15 +203,16 @@ class VariantRun:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def round(self, log: PhaseLog | None = None) -> None:
-        """One end-to-end round: client training, aggregation, evaluation."""
+    def round(self, log: PhaseLog | None = None, train: TrainConfig | None = None) -> None:
+        """One end-to-end round: client training, aggregation, evaluation (``train``
+        replaces the local-training config, e.g. one epoch for the warm-up)."""
         engine = self.engine
         engine.global_state = self.start
         if self.host is None:
             engine.phase_log = log
-            engine.run_round(BENCH_ROUND)
+            engine.run_round(BENCH_ROUND, train)
             return
-        updates = reference_round(engine, self.host, BENCH_ROUND, log)
+        updates = reference_round(engine, self.host, BENCH_ROUND, log, train)
         state = engine.algorithm.aggregate(engine.global_state, updates, engine.cfg.robustness)
         with logged(log, "evaluate"):
             engine.evaluate(state)
@@ -228,29 +220,14 @@ class VariantRun:
     def warm_up(self) -> float:
         """Untimed: one local epoch on every model replica, then a one-epoch round."""
         started = time.perf_counter()
-        with one_local_epoch(self.engine):
-            if self.host is None:
-                first = self.engine.clients[self.engine.federation.schedule[BENCH_ROUND][0]]
-                for trainer in self.engine.trainers:  # compiles each replica, one at a time
-                    trainer.train(first, self.start, BENCH_ROUND)
-            self.round()
+        one_epoch = replace(self.engine.cfg.train, local_epochs=1)
+        if self.host is None:
+            first = self.engine.clients[self.engine.federation.schedule[BENCH_ROUND][0]]
+            for trainer in self.engine.trainers:  # compiles each replica, one at a time
+                trainer.train(first, self.start, BENCH_ROUND, train=one_epoch)
+        self.round(train=one_epoch)
         _sync(self.device)
         return time.perf_counter() - started
-
-
-@contextmanager
-def one_local_epoch(engine: EmbeddedEngine) -> Iterator[None]:
-    saved = engine.cfg
-    short = replace(saved, train=replace(saved.train, local_epochs=1))
-    engine.cfg = short
-    for trainer in engine.trainers:
-        trainer.cfg = short
-    try:
-        yield
-    finally:
-        engine.cfg = saved
-        for trainer in engine.trainers:
-            trainer.cfg = saved
 
 
 def _sync(device: torch.device) -> None:

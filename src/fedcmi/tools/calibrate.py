@@ -41,14 +41,14 @@ import torch.nn.functional as F
 
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import Config, NamedConfig, config_from_dict
+from fedcmi.core.probe import encoder_probe
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine.embedded import ClientTrainer, make_client_data, select_device
 from fedcmi.engine.evaluation import collect_logits, evaluate
-from fedcmi.models.base import MultimodalModel
-from fedcmi.core.probe import encoder_probe
 from fedcmi.engine.runner import write_json
 from fedcmi.engine.speed import configure_torch
+from fedcmi.models.base import MultimodalModel
 from fedcmi.tools.sweep import Cell, Grid, SweepError, run_cells, with_threads
 from fedcmi.tools.tables import layout
 

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fedcmi.tools import plots
 from fedcmi.core.protocol import summary_rows
+from fedcmi.tools import plots
 from fedcmi.tools.tables import (
     DEFAULT_METRICS,
     paired_groups,

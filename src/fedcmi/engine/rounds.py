@@ -1,0 +1,241 @@
+"""One federated round, written once for every runner.
+
+A round has two halves that may run in different processes or machines:
+
+* the **client attempt** (:func:`train_client`): draw the seeded faults of
+  (seed, round, client, attempt), train locally, apply injected corruption; the
+  embedded engine calls it in-process, the Flower ClientApp on a SuperNode;
+* the **server review and round driver** (:func:`review`, :func:`drive_round`,
+  :func:`close_round`): accept or reject each reply (timeout, invalid update),
+  retry the round while fewer than ``robustness.min_clients`` were accepted, aggregate
+  with the algorithm's rule and write the round's record.
+
+Both engines call these functions, so their metrics stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedcmi.algorithms.base import Algorithm
+from fedcmi.config import Config, RobustnessConfig
+from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults, validate_update
+from fedcmi.engine.federation import Federation
+from fedcmi.engine.schedule import lr_at
+
+
+class RoundFailedError(RuntimeError):
+    """Too few clients succeeded in a round, even after retries."""
+
+
+@dataclass
+class ClientResult:
+    """What a client sends back: its update, its training logs, how long it took and
+    whether an injected slowness made it late."""
+
+    update: ClientUpdate
+    logs: dict[str, Any]
+    seconds: float
+    slow: bool = False
+
+
+@dataclass
+class Outcome:
+    """The server's verdict on one client in one attempt: accepted (``update`` and
+    ``logs`` set) or rejected (``reason`` set)."""
+
+    cid: int
+    attempt: int
+    update: ClientUpdate | None = None
+    logs: dict[str, Any] | None = None
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+    def rejection(self) -> dict[str, Any]:
+        """The record entry of a rejected attempt."""
+        return {"cid": self.cid, "attempt": self.attempt, "reason": self.reason}
+
+
+Train = Callable[[], tuple[ClientUpdate, dict[str, Any]]]
+
+
+def train_client(
+    cfg: Config,
+    cid: int,
+    round_idx: int,
+    attempt: int,
+    train: Train,
+    sleep_when_slow: bool = False,
+) -> ClientResult:
+    """One client attempt: seeded fault draw, local training (``train``), corruption.
+
+    Raises :class:`~fedcmi.engine.faults.InjectedFault` for an injected crash. An
+    injected slowness is reported in the result; with ``sleep_when_slow`` (a real
+    client process) the client also sleeps past ``robustness.client_timeout``.
+    """
+    draw = draw_faults(cfg.faults, cfg.seed, round_idx, cid, attempt)
+    if draw.drop:
+        raise InjectedFault("injected crash")
+    timeout = cfg.robustness.client_timeout
+    if draw.slow and sleep_when_slow and timeout is not None:
+        time.sleep(timeout + 1.0)
+    started = time.perf_counter()
+    update, logs = train()
+    seconds = time.perf_counter() - started
+    return ClientResult(corrupt(update, draw), logs, seconds, draw.slow)
+
+
+def review(
+    result: ClientResult, attempt: int, global_state: State, timeout: float | None
+) -> Outcome:
+    """Accept a client's result, or reject it for lateness or an invalid update."""
+    cid = result.update.cid
+    if timeout is not None and (result.slow or result.seconds > timeout):
+        shown = "injected slowness" if result.slow else f"{result.seconds:.1f} s"
+        return Outcome(cid, attempt, reason=f"exceeded client_timeout {timeout} s ({shown})")
+    reason = validate_update(result.update, global_state)
+    if reason is not None:
+        return Outcome(cid, attempt, reason=reason)
+    return Outcome(cid, attempt, result.update, result.logs)
+
+
+def attempt_in_process(
+    cfg: Config,
+    cid: int,
+    round_idx: int,
+    attempt: int,
+    global_state: State,
+    train: Train,
+) -> Outcome:
+    """A client attempt run in this process and reviewed at once (embedded engine)."""
+    try:
+        result = train_client(cfg, cid, round_idx, attempt, train)
+    except Exception as exc:  # noqa: BLE001 - one client must not stop the round
+        return Outcome(cid, attempt, reason=f"raised {type(exc).__name__}: {exc}")
+    return review(result, attempt, global_state, cfg.robustness.client_timeout)
+
+
+@dataclass
+class RoundResult:
+    """The accepted outcomes of a round in schedule order, every rejection, and how many
+    attempts the round took."""
+
+    accepted: list[Outcome]
+    rejected: list[dict[str, Any]]
+    attempts: int
+
+    @property
+    def updates(self) -> list[ClientUpdate]:
+        return [o.update for o in self.accepted if o.update is not None]
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return [o.logs for o in self.accepted if o.logs is not None]
+
+
+def drive_round(
+    round_idx: int,
+    selected: Sequence[int],
+    robustness: RobustnessConfig,
+    run_attempt: Callable[[int], list[Outcome]],
+) -> RoundResult:
+    """Run attempts of a round until ``min(robustness.min_clients, len(selected))``
+    clients are accepted, at most ``robustness.max_round_retries + 1`` times.
+
+    ``run_attempt(attempt)`` trains the round's clients and returns one outcome per
+    client. Raises :class:`RoundFailedError` when every attempt falls short.
+    """
+    needed = min(robustness.min_clients, len(selected))
+    rejected: list[dict[str, Any]] = []
+    tries = robustness.max_round_retries + 1
+    for attempt in range(tries):
+        outcomes = run_attempt(attempt)
+        failures = [o for o in outcomes if not o.accepted]
+        rejected += [o.rejection() for o in failures]
+        accepted = [o for o in outcomes if o.accepted]
+        if len(accepted) >= needed:
+            order = {cid: i for i, cid in enumerate(selected)}
+            accepted.sort(key=lambda o: order.get(o.cid, len(order)))
+            return RoundResult(accepted, rejected, attempt + 1)
+    last = "; ".join(f"client {o.cid}: {o.reason}" for o in failures)
+    raise RoundFailedError(
+        f"round {round_idx + 1}: {len(accepted)} of {len(selected)} clients succeeded "
+        f"(robustness.min_clients = {robustness.min_clients}) in each of {tries} "
+        f"attempts; last failures: {last}"
+    )
+
+
+def participants(algorithm: Algorithm, federation: Federation, round_idx: int) -> list[int]:
+    """The round's sampled clients that can take part in ``algorithm``."""
+    return [
+        cid
+        for cid in federation.schedule[round_idx]
+        if algorithm.participates(federation.modalities[cid])
+    ]
+
+
+def aggregate_round(
+    algorithm: Algorithm, global_state: State, result: RoundResult, robustness: RobustnessConfig
+) -> State:
+    """The new global state; a round in which no client took part leaves it as is."""
+    updates = result.updates
+    if not updates:
+        return global_state
+    return algorithm.aggregate(global_state, updates, robustness)
+
+
+def round_record(
+    round_idx: int,
+    cfg: Config,
+    selected: list[int],
+    result: RoundResult,
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """One line of metrics.jsonl (no wall-clock values: identical runs give identical
+    files); ``rejected`` and ``attempts`` appear only in rounds where a client failed."""
+    logs = result.logs
+    losses = [c["loss"] for c in logs]
+    record = {
+        "round": round_idx + 1,
+        "lr": lr_at(round_idx, cfg.train, cfg.rounds),
+        "clients": selected,
+        "train_loss": float(np.mean(losses)) if losses else None,
+        **evaluation,
+        "client_logs": logs,
+    }
+    if result.rejected:
+        record["rejected"] = result.rejected
+        record["attempts"] = result.attempts
+    return record
+
+
+def run_round(
+    cfg: Config,
+    algorithm: Algorithm,
+    federation: Federation,
+    global_state: State,
+    round_idx: int,
+    run_attempt: Callable[[list[int], int], list[Outcome]],
+    evaluate: Callable[[State], dict[str, Any]],
+    timer: PhaseLog | None = None,
+) -> tuple[State, dict[str, Any]]:
+    """A whole round: participants, attempts (``run_attempt(selected, attempt)``),
+    aggregation, central evaluation; returns the new global state and the record."""
+    selected = participants(algorithm, federation, round_idx)
+    result = drive_round(
+        round_idx, selected, cfg.robustness, lambda attempt: run_attempt(selected, attempt)
+    )
+    state = aggregate_round(algorithm, global_state, result, cfg.robustness)
+    with logged(timer, "evaluate"):
+        evaluation = evaluate(state)
+    return state, round_record(round_idx, cfg, selected, result, evaluation)

@@ -1,0 +1,83 @@
+"""What a client's local training in a round depends on besides the data: the learning
+rate of the round and the random streams of (run seed, round, client).
+
+Every runner (embedded engine, Flower ClientApp, speed bench) builds a client's
+:class:`~fedcmi.core.training.RoundContext` with :func:`round_context`, so a client
+trains identically in any process, order or thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedcmi.config import Config, TrainConfig
+from fedcmi.core.phases import PhaseLog
+from fedcmi.core.training import Batch, ClientData, RoundContext
+
+
+def lr_at(round_idx: int, train: TrainConfig, rounds: int) -> float:
+    """Constant lr before ``lr_decay_start``, then linear decay to ``lr_min`` at the end."""
+    start = train.lr_decay_start
+    if start is None or round_idx < start or rounds - 1 <= start:
+        return train.lr
+    frac = (round_idx - start) / (rounds - 1 - start)
+    return train.lr + frac * (train.lr_min - train.lr)
+
+
+def client_generator(seed: int, round_idx: int, cid: int) -> torch.Generator:
+    """A CPU generator for one client's batch order in one round (resumable, order-free)."""
+    state = np.random.SeedSequence([seed, round_idx, cid]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def seed_client_rngs(
+    seed: int, round_idx: int, cid: int, model: nn.Module | None = None
+) -> torch.Generator:
+    """The batch-order generator of one client's local training, and a device generator
+    for the model's augmentation modules, both derived from (run seed, round, client)
+    alone, so a client trains identically in any process, order or thread."""
+    generator = client_generator(seed, round_idx, cid)
+    aug_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    torch.manual_seed(aug_seed)  # any other use of the global RNG stays seeded too
+    if model is not None:
+        for module in model.modules():
+            if hasattr(module, "generator"):
+                device = next(model.parameters()).device
+                module.generator = torch.Generator(device=device).manual_seed(aug_seed)
+    return generator
+
+
+Batches = Callable[[ClientData, RoundContext], Iterator[Batch]]
+
+
+def round_context(
+    cfg: Config,
+    round_idx: int,
+    cid: int,
+    model: nn.Module,
+    num_classes: int,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    timer: PhaseLog | None = None,
+    batches: Batches | None = None,
+    train: TrainConfig | None = None,
+) -> RoundContext:
+    """Client ``cid``'s context for round ``round_idx``; seeds its random streams.
+
+    ``train`` replaces ``cfg.train`` (e.g. one local epoch for a benchmark's warm-up);
+    the learning rate stays the round's.
+    """
+    return RoundContext(
+        round=round_idx,
+        lr=lr_at(round_idx, cfg.train, cfg.rounds),
+        train=train or cfg.train,
+        generator=seed_client_rngs(cfg.seed, round_idx, cid, model),
+        num_classes=num_classes,
+        autocast=autocast,
+        batches=batches,
+        timer=timer,
+    )
