@@ -54,22 +54,22 @@ def test_run_folder_is_self_describing(tmp_path):
     # 2 rounds, smoothing over 3: round 2 scores the mean of both, round 1 its own value
     mean_both = (records[0]["val"]["acc"] + records[1]["val"]["acc"]) / 2
     best = records[1] if mean_both >= records[0]["val"]["acc"] else records[0]
-    assert summary["best_round"] == best["round"]
-    assert summary["best"]["test"]["acc"] == best["test"]["acc"]
-    assert summary["last"]["test"]["acc"] == records[-1]["test"]["acc"]
+    assert summary.best_round == best["round"]
+    assert summary.best["test"]["acc"] == best["test"]["acc"]
+    assert summary.last["test"]["acc"] == records[-1]["test"]["acc"]
     # the primary figure: the mean over the last 5 rounds (here both)
     expected = (records[0]["test"]["acc"] + records[1]["test"]["acc"]) / 2
-    assert summary["last_mean"]["test"]["acc"] == pytest.approx(expected)
-    assert summary["last_rounds"] == 2 and summary["val_gain"] is None
+    assert summary.last_mean["test"]["acc"] == pytest.approx(expected)
+    assert summary.last_rounds == 2 and summary.val_gain is None
     # probes of the final model's encoders: the label-rich modality a (signal 3) probes
     # better than v (signal 1), and the figure is the final state's
-    assert summary["probe_a"] > summary["probe_v"] > 0.25
+    assert summary.probe_a > summary.probe_v > 0.25
     cfg = synthetic_config()
     data = load_dataset("synthetic", cfg.data.params)
     trainer = ClientTrainer(cfg, data, torch.device("cpu"))
     evaluator = Evaluator(cfg, data, trainer.model, torch.device("cpu"))
     probes = evaluator.probes(torch.load(out / "final.pt", weights_only=True))
-    assert probes == {"probe_a": summary["probe_a"], "probe_v": summary["probe_v"]}
+    assert probes == {"probe_a": summary.probe_a, "probe_v": summary.probe_v}
     for key in (
         "acc",
         "acc_a",
@@ -98,13 +98,13 @@ def test_every_algorithm_learns_on_synthetic(tmp_path, name):
         "data.signal_v=3.0",  # both modalities informative, so unimodal-v can learn too
     )
     summary = run_experiment(cfg, tmp_path / name)
-    assert summary["last"]["test"]["acc"] > 0.5  # 4 classes: chance is 0.25
+    assert summary.last["test"]["acc"] > 0.5  # 4 classes: chance is 0.25
 
 
 def test_warmup_round_has_no_temperatures_then_class_wise_ones():
     engine = make_engine(synthetic_config())
-    first = engine.run_round(0)["client_logs"]
-    second = engine.run_round(1)["client_logs"]
+    first = engine.run_round(0).client_logs
+    second = engine.run_round(1).client_logs
     assert all("temperatures" not in c for c in first)
     assert all(len(c["temperatures"]) == 4 for c in second)
     assert all(0 < t <= 1 for c in second for t in c["temperatures"])
@@ -114,7 +114,7 @@ def test_warmup_round_has_no_temperatures_then_class_wise_ones():
 def test_uniform_temperature_ablation_logs_ones():
     engine = make_engine(synthetic_config("algorithm.temperature=uniform"))
     engine.run_round(0)
-    logs = engine.run_round(1)["client_logs"]
+    logs = engine.run_round(1).client_logs
     assert all(c["temperatures"] == [1.0] * 4 for c in logs)
 
 
@@ -132,7 +132,7 @@ def test_ablation_switches_run(override):
     engine = make_engine(synthetic_config(override))
     for t in range(2):
         record = engine.run_round(t)
-    assert 0.0 <= record["test"]["acc"] <= 1.0
+    assert 0.0 <= record.test["acc"] <= 1.0
 
 
 def test_teacher_stays_frozen_at_the_global_state():
@@ -183,9 +183,9 @@ def test_unwritable_or_full_output_folder_is_refused_before_training(tmp_path, m
     import shutil
     from collections import namedtuple
 
-    from fedcmi.engine import runner
+    from fedcmi.engine import run_folder
 
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10, 10, 5 * 2**20))
     with pytest.raises(RunDirError, match="MiB free"):
-        runner.prepare_run_dir(tmp_path / "run")
+        run_folder.prepare_run_dir(tmp_path / "run")

@@ -77,7 +77,7 @@ def test_faulty_clients_are_left_out_with_their_reason(tmp_path, faults, reason)
     summary = run_experiment(cfg, tmp_path / "run")
     rejected = [r for rec in records(tmp_path / "run") for r in rec.get("rejected", [])]
     assert rejected and all(reason in r["reason"] for r in rejected)
-    assert summary["rounds"] == 4
+    assert summary.rounds == 4
 
 
 def test_round_fails_clearly_after_retries_and_stays_resumable(tmp_path):

@@ -46,11 +46,11 @@ def test_every_algorithm_gives_identical_metrics_on_flower_and_embedded(tmp_path
     assert any("injected crash" in r for r in reasons)
     assert any("non-finite" in r for r in reasons)
     assert any(rec.get("attempts", 1) > 1 for rec in faulty_records)  # a round was retried
-    assert summaries.pop()["rounds"] == 4
+    assert summaries.pop().rounds == 4
     for name, cfg, flower_dir, summary in zip(names, cfgs, flower_dirs, summaries):
         embedded_dir = tmp_path / f"embedded-{name}"
         run_experiment(cfg, embedded_dir)
-        assert summary["engine"] == "flower"
+        assert summary.engine == "flower"
         assert (flower_dir / "metrics.jsonl").read_bytes() == (
             embedded_dir / "metrics.jsonl"
         ).read_bytes(), name

@@ -181,8 +181,8 @@ def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(tmp_path):
     raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
     prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
     summary = one_round(tmp_path, "crema-d", tmp_path / "cache", val_fraction=0.5)
-    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
-    assert {"acc_av", "acc_va", "acc_a_head"} <= set(summary["last"]["test"])
+    assert summary.rounds == 1 and 0.0 <= summary.last["test"]["acc"] <= 1.0
+    assert {"acc_av", "acc_va", "acc_a_head"} <= set(summary.last["test"])
 
 
 def test_prepared_data_keeps_its_stored_dtypes(tmp_path):
@@ -203,7 +203,7 @@ def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
     raw = make_ave(tmp_path / "raw")
     prepare("ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4})
     summary = one_round(tmp_path, "ave", tmp_path / "cache", frames=4)
-    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
+    assert summary.rounds == 1 and 0.0 <= summary.last["test"]["acc"] <= 1.0
 
 
 def test_prepare_command_line(tmp_path, capsys):
@@ -323,4 +323,4 @@ def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(tmp_path):
         "model.options_v=" + "{" + ", ".join(f"{k} = {v}" for k, v in options.items()) + "}",
     ]
     summary = run_experiment(load_config(None, sets), tmp_path / "run")
-    assert summary["rounds"] == 1 and 0.0 <= summary["last"]["test"]["acc"] <= 1.0
+    assert summary.rounds == 1 and 0.0 <= summary.last["test"]["acc"] <= 1.0

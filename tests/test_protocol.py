@@ -2,7 +2,8 @@
 
 import pytest
 
-from fedcmi.core.protocol import best_index, run_figures, summary_rows, val_gain, window_mean
+from fedcmi.core.protocol import best_index, run_figures, val_gain, window_mean
+from fedcmi.engine.run_folder import Summary
 
 
 def record(round_, val_acc, test_acc, test_v=None):
@@ -47,7 +48,18 @@ def test_run_figures_and_summary_rows():
     assert figures["last_mean"]["test"] == pytest.approx({"acc": 0.75})
     assert figures["last_rounds"] == 2 and figures["val_gain"] is None
     assert figures["last_test_per_class_acc"] == [0.7, 0.7]
-    keys, rows = summary_rows({**figures, "rounds": 3})
+    summary = Summary.from_dict(
+        {
+            **dict.fromkeys(("fedcmi_version", "engine", "algorithm", "dataset", "device"), ""),
+            **dict.fromkeys(("seed", "setup_seconds", "train_seconds", "seconds_per_round"), 0),
+            **figures,
+            "rounds": 3,
+            "probe_a": None,
+            "probe_v": 0.5,
+        }
+    )
+    assert summary.probes() == {"probe_v": 0.5}
+    keys, rows = summary.rows()
     assert keys == ["acc"]
     assert rows == [
         ["mean of last 2", pytest.approx(0.75)],

@@ -13,8 +13,8 @@ def run(tmp_path, name, *overrides):
 
 
 def test_bf16_autocast_reaches_fp32_accuracy(tmp_path):
-    fp32 = run(tmp_path, "fp32")["last"]["test"]
-    bf16 = run(tmp_path, "bf16", "engine.precision=bf16")["last"]["test"]
+    fp32 = run(tmp_path, "fp32").last["test"]
+    bf16 = run(tmp_path, "bf16", "engine.precision=bf16").last["test"]
     # bf16 rounds activations to 8 mantissa bits; on 80 test samples the accuracies
     # stay within 5 points.
     for key in ("acc", "acc_a", "acc_v"):
@@ -34,18 +34,18 @@ def test_channels_last_matches_fp32_on_images(tmp_path):
     ]
     from fedcmi.config import load_config
 
-    plain = run_experiment(load_config(None, common), tmp_path / "plain")["last"]
+    plain = run_experiment(load_config(None, common), tmp_path / "plain").last
     nhwc = run_experiment(
         load_config(None, [*common, "engine.channels_last=true"]), tmp_path / "nhwc"
-    )["last"]
+    ).last
     for key in ("acc", "acc_v", "imbalance_ratio"):
         assert nhwc["test"][key] == pytest.approx(plain["test"][key], rel=1e-3, abs=1e-3), key
 
 
 @pytest.mark.slow
 def test_compiled_encoders_match_eager(tmp_path):
-    eager = run(tmp_path, "eager")["last"]["test"]
-    compiled = run(tmp_path, "compiled", "engine.compile=true")["last"]["test"]
+    eager = run(tmp_path, "eager").last["test"]
+    compiled = run(tmp_path, "compiled", "engine.compile=true").last["test"]
     for key in ("acc", "acc_a", "acc_v", "imbalance_ratio"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-4), key
 
@@ -62,7 +62,7 @@ def test_concurrent_clients_match_sequential_training(tmp_path):
     assert (tmp_path / "sequential" / "metrics.jsonl").read_bytes() == (
         tmp_path / "concurrent" / "metrics.jsonl"
     ).read_bytes()
-    assert concurrent["last"] == sequential["last"]
+    assert concurrent.last == sequential.last
 
 
 def test_frame_augmentation_is_seeded_per_client():

@@ -8,22 +8,16 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedcmi.config import ConfigError, build_dataclass, load_config, parse_override
-from fedcmi.core.protocol import summary_rows
+from fedcmi.core.protocol import ACCURACIES, HEAD_ACCURACIES
+
+if TYPE_CHECKING:  # the run machinery (and torch) load only for commands that need them
+    from fedcmi.engine.run_folder import RoundRecord, Summary
 
 PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
-SHOWN_METRICS = (
-    "acc",
-    "acc_a",
-    "acc_v",
-    "acc_av",
-    "acc_va",
-    "acc_a_head",
-    "acc_v_head",
-    "imbalance_ratio",
-)
+SHOWN_METRICS = (*ACCURACIES, *HEAD_ACCURACIES, "imbalance_ratio")
 
 
 class CLIError(Exception):
@@ -95,16 +89,15 @@ class _progress:
         self.rounds = rounds
         self.bar = None  # opened at the first round, so set-up time does not skew the rate
 
-    def update_round(self, record: dict[str, Any]) -> None:
+    def update_round(self, record: RoundRecord) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.rounds, unit="round", dynamic_ncols=True)
-        test = record["test"]
-        loss = record["train_loss"]
+        test, loss = record.test, record.train_loss
         post = {
             "loss": "-" if loss is None else f"{loss:.3f}",
-            "val": f"{record['val']['acc']:.3f}",
+            "val": f"{record.val['acc']:.3f}",
         }
         post.update({k: f"{test[k]:.3f}" for k in ("acc", "acc_a", "acc_v", "acc_va") if k in test})
         self.bar.set_postfix(post, refresh=False)
@@ -115,30 +108,27 @@ class _progress:
             self.bar.close()
 
 
-def print_summary(summary: dict[str, Any], out: Path) -> None:
+def print_summary(summary: Summary, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(
-        title=f"{summary['algorithm']} on {summary['dataset']} (seed {summary['seed']}): "
-        "test accuracy"
+        title=f"{summary.algorithm} on {summary.dataset} (seed {summary.seed}): test accuracy"
     )
     table.add_column("rounds")
-    keys, rows = summary_rows(summary, SHOWN_METRICS)
+    keys, rows = summary.rows(SHOWN_METRICS)
     for key in keys:
         table.add_column(key, justify="right")
     for label, *values in rows:
         table.add_row(label, *("–" if v is None else f"{v:.4f}" for v in values))
     console = Console(width=max(Console().width, 132))
     console.print(table)
-    probes = ", ".join(
-        f"{k} {summary[k]:.4f}" for k in ("probe_a", "probe_v") if summary.get(k) is not None
-    )
+    probes = ", ".join(f"{k} {v:.4f}" for k, v in summary.probes().items())
     if probes:
         console.print(f"linear probes of the final encoders (test accuracy): {probes}")
     console.print(
-        f"{summary['train_seconds']:.1f} s training ({summary['seconds_per_round']:.2f} s/round) "
-        f"on {summary['device']}; run folder: {out}"
+        f"{summary.train_seconds:.1f} s training ({summary.seconds_per_round:.2f} s/round) "
+        f"on {summary.device}; run folder: {out}"
     )
 
 
@@ -238,8 +228,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             ""
             if summary is None
             else (
-                f": test acc {summary['last_mean']['test']['acc']:.4f}"
-                f" in {summary['wall_seconds']:.0f} s"
+                f": test acc {summary.last_mean['test']['acc']:.4f} in {summary.wall_seconds:.0f} s"
             )
         )
         print(f"[{done}/{total}] {cell.cell_id} {status}{extra}", flush=True)

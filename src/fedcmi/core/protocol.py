@@ -24,6 +24,14 @@ from typing import Any
 
 SELECTION_KEY = "acc"
 
+# The metric names, written once. Accuracies every run reports per split (absent where a
+# model has no such output): fused, each modality with the other zero-filled, and
+# FedCMI's infiltration fills (a with v's slot filled from a, v with a's from v); FedCMI's
+# modality heads; and, in the summary, the linear probes of the final encoders.
+ACCURACIES = ("acc", "acc_a", "acc_v", "acc_av", "acc_va")
+HEAD_ACCURACIES = ("acc_a_head", "acc_v_head")
+PROBES = ("probe_a", "probe_v")
+
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """The float-valued metrics of one split (drops lists such as ``per_class_acc``)."""
@@ -82,19 +90,3 @@ def run_figures(records: list[dict[str, Any]], last_rounds: int, smooth: int) ->
         },
         "val_gain": val_gain(records, last_rounds),
     }
-
-
-def summary_rows(
-    summary: dict[str, Any], shown: tuple[str, ...] | None = None
-) -> tuple[list[str], list[list[Any]]]:
-    """The test metrics of a summary as (keys, rows): the last-rounds mean (the primary
-    figure), the best smoothed-val round and the last round; ``shown`` picks and orders
-    the metrics (default: all)."""
-    test = summary["last_mean"]["test"]
-    keys = [k for k in (shown or test) if k in test]
-    parts = (
-        (f"mean of last {summary['last_rounds']}", summary["last_mean"]),
-        (f"best val (round {summary['best_round']})", summary["best"]),
-        (f"last (round {summary['rounds']})", summary["last"]),
-    )
-    return keys, [[label, *(part["test"].get(k) for k in keys)] for label, part in parts]

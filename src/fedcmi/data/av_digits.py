@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedcmi.core.files import atomic_write
 from fedcmi.data import DATASETS
 from fedcmi.data.audio import (
     ENGLISH_ACCENTS,
@@ -172,6 +173,4 @@ def build_cache(params: AVDigits.Params, path: Path) -> None:
         "build_seconds": time.perf_counter() - start,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(blob, fh), binary=True)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedcmi.core.files import atomic_write
+
 LATEST, PREVIOUS = "latest.pt", "previous.pt"
 
 
@@ -48,16 +50,11 @@ def save_checkpoint(folder: Path, payload: dict[str, Any]) -> Path:
     buf = io.BytesIO()
     torch.save({**payload, "rng": _rng_states()}, buf)
     data = buf.getvalue()
-    tmp = folder / f".{LATEST}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
-        fh.flush()
-        os.fsync(fh.fileno())
     latest = folder / LATEST
     if latest.exists():
         os.replace(latest, folder / PREVIOUS)
-    os.replace(tmp, latest)
-    return latest
+    header = hashlib.sha256(data).hexdigest().encode() + b"\n"
+    return atomic_write(latest, lambda fh: fh.write(header + data), binary=True, fsync=True)
 
 
 def _read(path: Path) -> dict[str, Any]:

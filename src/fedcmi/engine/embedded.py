@@ -26,6 +26,7 @@ from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
+from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import Batches, round_context
 from fedcmi.engine.speed import autocast_factory, prepare_model
 
@@ -158,7 +159,7 @@ class EmbeddedEngine:
         (no faults, no review)."""
         return self.trainer.train(self.clients[cid], self.global_state, round_idx)
 
-    def run_round(self, round_idx: int, train: TrainConfig | None = None) -> dict[str, Any]:
+    def run_round(self, round_idx: int, train: TrainConfig | None = None) -> RoundRecord:
         """Train the round's clients, aggregate, evaluate; returns the round's record
         (:func:`fedcmi.engine.rounds.run_round`: rejected clients, retries and
         :class:`~fedcmi.engine.rounds.RoundFailedError` as there). ``train`` replaces

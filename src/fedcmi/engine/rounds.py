@@ -28,6 +28,7 @@ from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults, validate_update
 from fedcmi.engine.federation import Federation
+from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import lr_at
 
 
@@ -200,23 +201,22 @@ def round_record(
     selected: list[int],
     result: RoundResult,
     evaluation: dict[str, Any],
-) -> dict[str, Any]:
+) -> RoundRecord:
     """One line of metrics.jsonl (no wall-clock values: identical runs give identical
-    files); ``rejected`` and ``attempts`` appear only in rounds where a client failed."""
+    files); ``rejected`` and ``attempts`` are written only in rounds where a client failed."""
     logs = result.logs
     losses = [c["loss"] for c in logs]
-    record = {
-        "round": round_idx + 1,
-        "lr": lr_at(round_idx, cfg.train, cfg.rounds),
-        "clients": selected,
-        "train_loss": float(np.mean(losses)) if losses else None,
-        **evaluation,
-        "client_logs": logs,
-    }
-    if result.rejected:
-        record["rejected"] = result.rejected
-        record["attempts"] = result.attempts
-    return record
+    return RoundRecord(
+        round=round_idx + 1,
+        lr=lr_at(round_idx, cfg.train, cfg.rounds),
+        clients=selected,
+        train_loss=float(np.mean(losses)) if losses else None,
+        val=evaluation["val"],
+        test=evaluation["test"],
+        client_logs=logs,
+        rejected=result.rejected,
+        attempts=result.attempts,
+    )
 
 
 def run_round(
@@ -228,7 +228,7 @@ def run_round(
     run_attempt: Callable[[list[int], int], list[Outcome]],
     evaluate: Callable[[State], dict[str, Any]],
     timer: PhaseLog | None = None,
-) -> tuple[State, dict[str, Any]]:
+) -> tuple[State, RoundRecord]:
     """A whole round: participants, attempts (``run_attempt(selected, attempt)``),
     aggregation, central evaluation; returns the new global state and the record."""
     selected = participants(algorithm, federation, round_idx)

@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -24,7 +23,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedcmi.engine.embedded import make_client_data
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.rounds import train_client
-from fedcmi.engine.runner import RunWriter
+from fedcmi.engine.run_folder import RoundRecord, RunWriter, Summary
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
@@ -137,8 +136,8 @@ def serve(
     config_toml: str,
     out: str | Path,
     data_dir: str | None = None,
-    on_round: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+    on_round: Callable[[RoundRecord], None] | None = None,
+) -> Summary:
     """The server side of a run: the same run folder as the embedded engine."""
     cfg = config_from_toml(config_toml)
     writer = RunWriter(out, cfg)

@@ -6,21 +6,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flwr.serverapp import Grid, ServerApp
 
 from fedcmi.config import Config
 from fedcmi.data import default_cache_dir
+from fedcmi.engine.run_folder import RoundRecord, Summary
 from fedcmi.flower.app import client_app, serve
 
 
 def run_flower_simulation(
     cfg: Config,
     out_dir: str | Path,
-    on_round: Callable[[dict[str, Any]], None] | None = None,
+    on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
-) -> dict[str, Any]:
+) -> Summary:
     """One run on Flower's simulation engine; returns its summary."""
     return run_flower_simulations([cfg], [out_dir], on_round, cpus_per_client)[0]
 
@@ -28,9 +28,9 @@ def run_flower_simulation(
 def run_flower_simulations(
     cfgs: list[Config],
     out_dirs: list[str | Path],
-    on_round: Callable[[dict[str, Any]], None] | None = None,
+    on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
-) -> list[dict[str, Any]]:
+) -> list[Summary]:
     """Several runs (same number of clients) one after another in one simulation,
     sharing its start-up cost."""
     from flwr.simulation import run_simulation
@@ -39,7 +39,7 @@ def run_flower_simulations(
         raise ValueError("runs in one simulation need the same federation.num_clients")
     data_dir = str(default_cache_dir())
     server = ServerApp()
-    summaries: list[dict[str, Any]] = []
+    summaries: list[Summary] = []
 
     @server.main()
     def main(grid: Grid, context) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -31,7 +30,7 @@ from fedcmi.engine.rounds import (
     review,
     round_record,
 )
-from fedcmi.engine.runner import RunWriter
+from fedcmi.engine.run_folder import RoundRecord, RunWriter
 from fedcmi.flower.common import Workspace, from_record, to_record
 
 
@@ -53,7 +52,7 @@ class FedCMIStrategy(Strategy):
         self.global_state = global_state
         self.selected: list[int] = []
         self.result = RoundResult([], [], 1)
-        self.on_round: Callable[[dict[str, Any]], None] | None = None
+        self.on_round: Callable[[RoundRecord], None] | None = None
 
     def summary(self) -> None:  # Flower logs this at the start
         pass

@@ -3,14 +3,15 @@ engine, Flower's simulation engine and (optionally) a loopback TLS deployment.""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from fedcmi.config import Config, FaultsConfig, load_config
+from fedcmi.engine.run_folder import RunFolder, Summary
 
 DEFAULT_WORKLOAD = [
     "data.name=synthetic",
@@ -24,7 +25,7 @@ DEFAULT_WORKLOAD = [
 ]
 
 
-def _timed(fn) -> tuple[dict[str, Any], float]:
+def _timed(fn: Callable[[], Summary]) -> tuple[Summary, float]:
     started = time.perf_counter()
     summary = fn()
     return summary, time.perf_counter() - started
@@ -63,17 +64,16 @@ def _bench_deployment(cfg: Config, work: Path) -> dict[str, Any]:
         result = flwr_run(env, conn, config, out, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"flwr run failed: {result.stderr[-2000:]}")
-    summary = json.loads((out / "summary.json").read_text())
-    return _row(summary, time.perf_counter() - started)
+    return _row(RunFolder(out).summary(), time.perf_counter() - started)
 
 
-def _row(summary: dict[str, Any], wall: float) -> dict[str, Any]:
+def _row(summary: Summary, wall: float) -> dict[str, Any]:
     return {
-        "rounds": summary["rounds"],
-        "seconds_per_round": summary["seconds_per_round"],
-        "startup_seconds": round(wall - summary["train_seconds"], 2),
+        "rounds": summary.rounds,
+        "seconds_per_round": summary.seconds_per_round,
+        "startup_seconds": round(wall - summary.train_seconds, 2),
         "total_seconds": round(wall, 2),
-        "final_test_acc": summary["last"]["test"]["acc"],
+        "final_test_acc": summary.last["test"]["acc"],
     }
 
 
@@ -95,16 +95,15 @@ def bench_faults(cfg: Config) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for label, run_cfg in (("fault-free", cfg), ("faulty", faulty)):
             summary = run_experiment(run_cfg, Path(tmp) / label)
-            lines = (Path(tmp) / label / "metrics.jsonl").read_text().splitlines()
-            records = [json.loads(x) for x in lines]
-            rejected = [r for rec in records for r in rec.get("rejected", [])]
+            records = RunFolder(Path(tmp) / label).records()
+            rejected = [r for rec in records for r in rec.rejected]
             dropped = [r for r in rejected if r["reason"].startswith(("raised", "exceeded"))]
             out[label] = {
                 "rounds_completed": len(records),
                 "clients_dropped": len(dropped),
                 "updates_rejected": len(rejected) - len(dropped),
-                "round_retries": sum(rec.get("attempts", 1) - 1 for rec in records),
-                "final_test_acc": summary["last"]["test"]["acc"],
-                "best_val_round_test_acc": summary["best"]["test"]["acc"],
+                "round_retries": sum(rec.attempts - 1 for rec in records),
+                "final_test_acc": summary.last["test"]["acc"],
+                "best_val_round_test_acc": summary.best["test"]["acc"],
             }
     return out

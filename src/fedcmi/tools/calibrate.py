@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -41,12 +40,12 @@ import torch.nn.functional as F
 
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import Config, NamedConfig, config_from_dict
+from fedcmi.core.files import atomic_write, write_json
 from fedcmi.core.probe import encoder_probe
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine.embedded import ClientTrainer, make_client_data, select_device
 from fedcmi.engine.evaluation import collect_logits, evaluate
-from fedcmi.engine.runner import write_json
 from fedcmi.engine.speed import configure_torch
 from fedcmi.models.base import MultimodalModel
 from fedcmi.tools.sweep import Cell, Grid, SweepError, run_cells, with_threads
@@ -204,8 +203,8 @@ CSV_COLUMNS = (*KEYS, "regime", "epochs", "seconds")
 def write_calibration_csv(grid: Grid, out: Path, epochs: int) -> Path:
     """``calibration.csv``: the grid's axes, the figures and whether they meet the regime."""
     path = out / "calibration.csv"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+
+    def write(fh: Any) -> None:
         writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *CSV_COLUMNS])
         writer.writeheader()
         for cell in grid.cells:
@@ -213,8 +212,8 @@ def write_calibration_csv(grid: Grid, out: Path, epochs: int) -> Path:
             if figures is not None:
                 regime = "yes" if in_regime(figures) else "no"
                 writer.writerow({**cell.axes, **figures, "regime": regime})
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write)
 
 
 def calibration_table(path: str | Path, fmt: str = "markdown") -> str:

@@ -3,11 +3,9 @@ FedCMI's class-wise temperatures and the fraction of batches each modality domin
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -15,40 +13,40 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CURVE_METRICS = ("acc", "acc_a", "acc_v", "acc_va")
+from fedcmi.core.protocol import ACCURACIES  # noqa: E402
+from fedcmi.engine.run_folder import RoundRecord, RunFolder, Summary  # noqa: E402
+
+CURVE_METRICS = tuple(m for m in ACCURACIES if m != "acc_av")
 
 
 @dataclass
 class Run:
     path: Path
     label: str
-    records: list[dict[str, Any]]
-    summary: dict[str, Any]
+    records: list[RoundRecord]
+    summary: Summary | None  # None while the run is still going
     class_names: list[str]
 
     @property
     def rounds(self) -> list[int]:
-        return [r["round"] for r in self.records]
+        return [r.round for r in self.records]
 
     def series(self, split: str, key: str) -> list[float] | None:
-        if key not in self.records[0][split]:
+        metrics = [r.val if split == "val" else r.test for r in self.records]
+        if key not in metrics[0]:
             return None
-        return [r[split][key] for r in self.records]
+        return [m[key] for m in metrics]
 
 
 def load_run(path: str | Path) -> Run:
-    path = Path(path)
-    metrics = path / "metrics.jsonl"
-    if not metrics.is_file():
-        raise FileNotFoundError(f"{path} is not a run folder: {metrics} is missing")
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    folder = RunFolder(path)
+    records = folder.records()
     if not records:
-        raise ValueError(f"{metrics} holds no rounds yet")
-    summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    manifest = json.loads((path / "manifest.json").read_text())
-    label = f"{summary.get('algorithm', path.name)} (seed {summary.get('seed', '?')})"
-    return Run(path, label, records, summary, manifest["dataset"]["classes"])
+        raise ValueError(f"{folder.metrics_file} holds no rounds yet")
+    summary = folder.summary() if folder.is_finished() else None
+    label = folder.path.name if summary is None else f"{summary.algorithm} (seed {summary.seed})"
+    classes = folder.manifest()["dataset"]["classes"]
+    return Run(folder.path, label, records, summary, classes)
 
 
 def unique_labels(runs: list[Run]) -> None:
@@ -82,7 +80,7 @@ def plot_per_class(runs: list[Run], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) * max(1, len(runs) / 2)), 3.6))
     x = np.arange(len(names))
     for i, run in enumerate(runs):
-        ax.bar(x + i * width, run.records[-1]["test"]["per_class_acc"], width, label=run.label)
+        ax.bar(x + i * width, run.records[-1].test["per_class_acc"], width, label=run.label)
     ax.set_xticks(x + width * (len(runs) - 1) / 2, names, rotation=30, fontsize=8)
     ax.set(ylabel="test accuracy (last round)", ylim=(0, 1.05), title="per-class fused accuracy")
     ax.legend(fontsize=7)
@@ -103,15 +101,14 @@ def plot_imbalance(runs: list[Run], path: Path) -> Path | None:
 
 
 def plot_dominance(runs: list[Run], path: Path) -> Path | None:
-    runs = [r for r in runs if any("a_dominant_frac" in c for c in r.records[0]["client_logs"])]
+    runs = [r for r in runs if any("a_dominant_frac" in c for c in r.records[0].client_logs)]
     if not runs:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for run in runs:
         fracs = [
             np.mean(
-                [c["a_dominant_frac"] for c in r["client_logs"] if "a_dominant_frac" in c]
-                or [np.nan]
+                [c["a_dominant_frac"] for c in r.client_logs if "a_dominant_frac" in c] or [np.nan]
             )
             for r in run.records
         ]
@@ -127,7 +124,7 @@ def plot_dominance(runs: list[Run], path: Path) -> Path | None:
 
 
 def plot_temperatures(run: Run, path: Path, panels: int = 6) -> Path | None:
-    rounds = [r for r in run.records if any("temperatures" in c for c in r["client_logs"])]
+    rounds = [r for r in run.records if any("temperatures" in c for c in r.client_logs)]
     if not rounds:
         return None
     picks = [
@@ -139,12 +136,12 @@ def plot_temperatures(run: Run, path: Path, panels: int = 6) -> Path | None:
     fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks) + 1, 3.2), squeeze=False)
     image = None
     for ax, record in zip(axes[0], picks):
-        logs = [c for c in record["client_logs"] if "temperatures" in c]
+        logs = [c for c in record.client_logs if "temperatures" in c]
         grid = np.array([c["temperatures"] for c in logs])
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_yticks(range(len(logs)), [str(c["cid"]) for c in logs], fontsize=7)
         ax.set_xticks(range(grid.shape[1]), range(grid.shape[1]), fontsize=6)
-        ax.set_title(f"round {record['round']}", fontsize=9)
+        ax.set_title(f"round {record.round}", fontsize=9)
         ax.set_xlabel("class")
     axes[0][0].set_ylabel("client")
     fig.colorbar(image, ax=axes[0].tolist(), label="T_c")

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fedcmi.core.protocol import summary_rows
+from fedcmi.engine.run_folder import RunFolder
 from fedcmi.tools import plots
 from fedcmi.tools.tables import (
     DEFAULT_METRICS,
@@ -40,7 +40,7 @@ def build_report(target: str | Path, out: str | Path | None = None) -> Path:
     if (target / "results.csv").is_file():
         body = _sweep_sections(target)
         title = f"Sweep report: {target.name}"
-    elif (target / "metrics.jsonl").is_file():
+    elif RunFolder(target).is_run():
         body = _run_sections(target)
         title = f"Run report: {target.name}"
     else:
@@ -86,11 +86,10 @@ def _figures(run_dirs: list[Path]) -> str:
 
 
 def _run_sections(run_dir: Path) -> str:
-    summary = json.loads((run_dir / "summary.json").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    config = (run_dir / "config.toml").read_text()
-    keys, rows = summary_rows(summary)
-    probes = [[k, summary[k]] for k in ("probe_a", "probe_v") if summary.get(k) is not None]
+    folder = RunFolder(run_dir)
+    summary, manifest, config = folder.summary(), folder.manifest(), folder.config_text()
+    keys, rows = summary.rows()
+    probes = [[k, v] for k, v in summary.probes().items()]
     sizes = [c["num_samples"] for c in manifest["clients"]]
     fed = [
         ["clients", manifest["num_clients"]],
@@ -106,10 +105,10 @@ def _run_sections(run_dir: Path) -> str:
         for c in manifest["clients"]
     ]
     return (
-        f"<p>{html.escape(summary['algorithm'])} on {html.escape(summary['dataset'])}, "
-        f"seed {summary['seed']}, {summary['rounds']} rounds on {html.escape(summary['device'])}; "
-        f"{summary['train_seconds']:.1f} s training. The primary figures are the means over "
-        f"the last {summary['last_rounds']} rounds; the best round is chosen on smoothed val "
+        f"<p>{html.escape(summary.algorithm)} on {html.escape(summary.dataset)}, "
+        f"seed {summary.seed}, {summary.rounds} rounds on {html.escape(summary.device)}; "
+        f"{summary.train_seconds:.1f} s training. The primary figures are the means over "
+        f"the last {summary.last_rounds} rounds; the best round is chosen on smoothed val "
         "accuracy.</p>"
         "<h2>Test metrics</h2>"
         + _table(["rounds", *keys], rows)

@@ -41,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_toml
+from fedcmi.core.files import atomic_write
+from fedcmi.core.protocol import ACCURACIES, PROBES
+from fedcmi.engine.run_folder import RunFolder, Summary
 
 # Primary figures: test metrics averaged over the last eval.last_rounds rounds.
-METRICS = ("acc", "acc_a", "acc_v", "acc_av", "acc_va")
-PROBES = ("probe_a", "probe_v")  # linear probes of the final model's encoders
+METRICS = ACCURACIES
 BEST_METRICS = ("acc", "acc_a", "acc_v")  # secondary: at the best smoothed-val round
 RESULT_COLUMNS = (
     *METRICS,
@@ -138,13 +140,13 @@ def _cell_config(
     return apply_overrides(config, rest)
 
 
-def _run_cell(config: dict[str, Any], out_dir: str, threads: int | None) -> dict[str, Any]:
+def _run_cell(config: dict[str, Any], out_dir: str, threads: int | None) -> Summary:
     """Worker entry point (runs in a child process when --jobs > 1)."""
     from fedcmi.engine.runner import run_experiment
 
     started = time.perf_counter()
     summary = run_experiment(config_from_dict(with_threads(config, threads)), out_dir)
-    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    summary.wall_seconds = round(time.perf_counter() - started, 2)
     return summary
 
 
@@ -182,7 +184,7 @@ def run_sweep(
     grid: Grid,
     out_dir: str | Path,
     jobs: int = 1,
-    on_cell: Callable[[Cell, dict[str, Any] | None, str], None] | None = None,
+    on_cell: Callable[[Cell, Summary | None, str], None] | None = None,
 ) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; returns results.csv's path."""
     out = Path(out_dir)
@@ -192,7 +194,7 @@ def run_sweep(
     todo = []
     for cell in grid.cells:
         cell_dir = runs / cell.cell_id
-        if (cell_dir / "summary.json").is_file():
+        if RunFolder(cell_dir).is_finished():
             if on_cell:
                 on_cell(cell, None, "skipped (finished earlier)")
             continue
@@ -201,7 +203,7 @@ def run_sweep(
         todo.append(cell)
     failed: list[str] = []
 
-    def settle(cell: Cell, outcome: Callable[[], dict[str, Any]]) -> None:
+    def settle(cell: Cell, outcome: Callable[[], Summary]) -> None:
         # One failing cell must not stop the others: record it and go on.
         try:
             _finish_cell(grid, out, cell, outcome(), on_cell)
@@ -222,34 +224,36 @@ def run_sweep(
     return results
 
 
-def _finish_cell(grid, out, cell, summary, on_cell) -> None:
-    import json
-
-    summary_path = out / "runs" / cell.cell_id / "summary.json"
-    data = json.loads(summary_path.read_text())
-    data["wall_seconds"] = summary["wall_seconds"]
-    summary_path.write_text(json.dumps(data, indent=2) + "\n")
+def _finish_cell(
+    grid: Grid,
+    out: Path,
+    cell: Cell,
+    summary: Summary,
+    on_cell: Callable[[Cell, Summary | None, str], None] | None,
+) -> None:
+    RunFolder(out / "runs" / cell.cell_id).write_summary(summary)  # with its wall time
     write_results(grid, out)
     if on_cell:
         on_cell(cell, summary, "done")
 
 
-def result_row(cell: Cell, summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def result_row(cell: Cell, summary: Summary, run_dir: Path) -> dict[str, Any]:
     """One results.csv row; an absent figure (a unimodal model's other modality) is ""."""
-    final = summary["last_mean"]
-    best = summary["best"]["test"]
-    per_class = [x for x in summary["last_test_per_class_acc"] if x == x]  # drop NaN
+    final = summary.last_mean
+    best = summary.best["test"]
+    per_class = [x for x in summary.last_test_per_class_acc if x == x]  # drop NaN
     row: dict[str, Any] = dict(cell.axes)
     row.update({m: final["test"].get(m, "") for m in METRICS})
-    row.update({p: _blank_none(summary.get(p)) for p in PROBES})
+    row.update({p: _blank_none(summary.probes().get(p)) for p in PROBES})
     row["val_acc"] = final["val"]["acc"]
-    row["val_gain"] = _blank_none(summary.get("val_gain"))
-    row["best_round"] = summary["best_round"]
+    row["val_gain"] = _blank_none(summary.val_gain)
+    row["best_round"] = summary.best_round
     row.update({f"best_{m}": best.get(m, "") for m in BEST_METRICS})
     row["per_class_std"] = statistics.pstdev(per_class) if per_class else ""
-    row["rounds"] = summary["rounds"]
-    row["wall_seconds"] = summary.get(
-        "wall_seconds", summary["setup_seconds"] + summary["train_seconds"]
+    row["rounds"] = summary.rounds
+    wall = summary.wall_seconds
+    row["wall_seconds"] = (
+        wall if wall is not None else summary.setup_seconds + summary.train_seconds
     )
     row["run_dir"] = str(run_dir)
     return row
@@ -261,19 +265,15 @@ def _blank_none(value: Any) -> Any:
 
 def write_results(grid: Grid, out: Path) -> Path:
     """(Re)write results.csv from every finished cell, in grid order."""
-    import json
-
     rows = []
     for cell in grid.cells:
-        summary_path = out / "runs" / cell.cell_id / "summary.json"
-        if summary_path.is_file():
-            summary = json.loads(summary_path.read_text())
-            rows.append(result_row(cell, summary, summary_path.parent.relative_to(out)))
-    path = out / "results.csv"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        folder = RunFolder(out / "runs" / cell.cell_id)
+        if folder.is_finished():
+            rows.append(result_row(cell, folder.summary(), folder.path.relative_to(out)))
+
+    def write(fh: Any) -> None:
         writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *RESULT_COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(out / "results.csv", write)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fedcmi.core.files import write_json
 
 CACHE_FORMAT = 1
 CHUNK = 32
@@ -72,9 +73,7 @@ class CacheMismatchError(ValueError):
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1)
 
 
 def check_existing(out: Path, spec: CacheSpec, force: bool) -> bool:

@@ -1,0 +1,278 @@
+"""The run folder: its files, its typed records, and the one place that writes and reads it.
+
+A run folder holds
+
+- ``config.toml``: the resolved config;
+- ``manifest.json``: the dataset and the federation (client partitions, modalities,
+  per-round schedule);
+- ``metrics.jsonl``: one :class:`RoundRecord` per round, with no wall-clock values, so
+  identical runs give byte-identical files;
+- ``summary.json``: the :class:`Summary` (figures of :mod:`fedcmi.core.protocol`, linear
+  probes, timings);
+- ``final.pt``: the final global state dict; ``checkpoints/``: see
+  :mod:`fedcmi.engine.checkpoint`.
+
+Every runner writes it through :class:`RunWriter` and every tool (resume, sweep, tables,
+plots, report, benches) reads it through :class:`RunFolder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from fedcmi import __version__
+from fedcmi.config import Config
+from fedcmi.core.files import atomic_write, write_json, write_text
+from fedcmi.core.protocol import run_figures
+from fedcmi.data.base import MultimodalData
+from fedcmi.engine.federation import Federation
+
+
+class RunDirError(RuntimeError):
+    """The output folder cannot be used."""
+
+
+@dataclass
+class RoundRecord:
+    """One line of ``metrics.jsonl``."""
+
+    round: int  # 1-based
+    lr: float
+    clients: list[int]
+    train_loss: float | None
+    val: dict[str, Any]
+    test: dict[str, Any]
+    client_logs: list[dict[str, Any]]
+    # Present only in rounds where a client failed: each rejection and the attempts made.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if not self.rejected:
+            del out["rejected"], out["attempts"]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RoundRecord:
+        return cls(**raw)
+
+    def evaluation(self) -> dict[str, Any]:
+        """What the summary's figures need: round, val and test metrics."""
+        return {"round": self.round, "val": self.val, "test": self.test}
+
+
+@dataclass
+class Summary:
+    """``summary.json``: what the run was and the figures it reports."""
+
+    fedcmi_version: str
+    engine: str
+    algorithm: str
+    dataset: str
+    seed: int
+    rounds: int
+    device: str
+    selection: str
+    best_round: int
+    best: dict[str, dict[str, float]]
+    best_test_per_class_acc: list[float]
+    last: dict[str, dict[str, float]]
+    last_test_per_class_acc: list[float]
+    last_rounds: int
+    last_mean: dict[str, dict[str, float]]
+    val_gain: float | None
+    probe_a: float | None
+    probe_v: float | None
+    setup_seconds: float
+    train_seconds: float
+    seconds_per_round: float
+    wall_seconds: float | None = None  # set by a sweep: the cell's whole wall time
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.wall_seconds is None:
+            del out["wall_seconds"]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Summary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def probes(self) -> dict[str, float]:
+        """The linear probes the run has (a unimodal model has one)."""
+        found = {"probe_a": self.probe_a, "probe_v": self.probe_v}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def rows(self, shown: tuple[str, ...] | None = None) -> tuple[list[str], list[list[Any]]]:
+        """The test metrics as (keys, rows): the last-rounds mean (the primary figure),
+        the best smoothed-val round and the last round; ``shown`` picks and orders the
+        metrics (default: all)."""
+        test = self.last_mean["test"]
+        keys = [k for k in (shown or test) if k in test]
+        parts = (
+            (f"mean of last {self.last_rounds}", self.last_mean),
+            (f"best val (round {self.best_round})", self.best),
+            (f"last (round {self.rounds})", self.last),
+        )
+        return keys, [[label, *(part["test"].get(k) for k in keys)] for label, part in parts]
+
+
+class RunFolder:
+    """The files of one run folder, read as typed objects."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config_file = property(lambda self: self.path / "config.toml")
+    manifest_file = property(lambda self: self.path / "manifest.json")
+    metrics_file = property(lambda self: self.path / "metrics.jsonl")
+    summary_file = property(lambda self: self.path / "summary.json")
+    final_file = property(lambda self: self.path / "final.pt")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+
+    def is_run(self) -> bool:
+        return self.metrics_file.is_file()
+
+    def is_finished(self) -> bool:
+        return self.summary_file.is_file()
+
+    def records(self) -> list[RoundRecord]:
+        if not self.is_run():
+            missing = self.metrics_file
+            raise FileNotFoundError(f"{self.path} is not a run folder: {missing} is missing")
+        lines = self.metrics_file.read_text(encoding="utf-8").splitlines()
+        return [RoundRecord.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+    def summary(self) -> Summary:
+        return Summary.from_dict(json.loads(self.summary_file.read_text(encoding="utf-8")))
+
+    def write_summary(self, summary: Summary) -> None:
+        write_json(self.summary_file, summary.to_dict())
+
+    def manifest(self) -> dict[str, Any]:
+        return dict(json.loads(self.manifest_file.read_text(encoding="utf-8")))
+
+    def config_text(self) -> str:
+        return self.config_file.read_text(encoding="utf-8")
+
+    def keep_rounds(self, rounds: int) -> list[RoundRecord]:
+        """Cut ``metrics.jsonl`` to its first ``rounds`` lines (those a checkpoint covers);
+        returns them."""
+        path = self.metrics_file
+        lines = path.read_text(encoding="utf-8").splitlines()[:rounds] if path.exists() else []
+        if len(lines) < rounds:
+            raise RunDirError(f"{path} has {len(lines)} rounds, the checkpoint {rounds}")
+        write_text(path, "".join(line + "\n" for line in lines))
+        return [RoundRecord.from_dict(json.loads(line)) for line in lines]
+
+
+MIN_FREE_BYTES = 256 * 2**20  # checked before training starts
+
+
+def prepare_run_dir(out: Path) -> Path:
+    """Create an empty, writable output folder with room for a run, or say why not."""
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(
+            f"output folder {out} already exists and is not empty; pass another --out"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to output folder {out}: {exc.strerror}") from None
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(
+            f"only {free / 2**20:.0f} MiB free under {out}; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints and metrics"
+        )
+    return out
+
+
+class RunWriter:
+    """Writes a run folder for any engine: config and manifest at the start, one
+    metrics line per round, the final state and the summary at the end."""
+
+    def __init__(self, out_dir: str | Path, cfg: Config, resume_rounds: int | None = None):
+        """A new run folder, or (``resume_rounds``) an existing one continued after its
+        first ``resume_rounds`` rounds (later lines came after the checkpoint and will be
+        recomputed identically)."""
+        self.folder = RunFolder(out_dir)
+        self.cfg = cfg
+        self.history: list[dict[str, Any]] = []
+        self.started = self.train_started = time.perf_counter()
+        self._metrics: IO[str] | None = None
+        if resume_rounds is None:
+            prepare_run_dir(self.folder.path)
+            return
+        kept = self.folder.keep_rounds(resume_rounds)
+        self.history = [r.evaluation() for r in kept]
+        self._metrics = open(self.folder.metrics_file, "a", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def out(self) -> Path:
+        return self.folder.path
+
+    def start(self, data: MultimodalData, federation: Federation) -> None:
+        write_text(self.folder.config_file, self.cfg.to_toml())
+        labels = data.train.y.numpy()
+        write_json(
+            self.folder.manifest_file,
+            {"dataset": data.info(), **federation.manifest(labels, data.class_names)},
+        )
+        self._metrics = open(self.folder.metrics_file, "w", encoding="utf-8")  # noqa: SIM115
+        self.train_started = time.perf_counter()
+
+    def record(self, record: RoundRecord) -> None:
+        if self._metrics is None:
+            raise RuntimeError("RunWriter.start() must come before record()")
+        self._metrics.write(json.dumps(record.to_dict()) + "\n")
+        self._metrics.flush()
+        self.history.append(record.evaluation())
+
+    def finish(
+        self,
+        global_state: dict[str, torch.Tensor],
+        device: str,
+        engine: str,
+        probes: dict[str, float | None],
+    ) -> Summary:
+        """Close metrics.jsonl, save ``final.pt`` and write ``summary.json``.
+
+        ``probes`` are the linear-probe test accuracies of the final model's encoders
+        (``probe_a``, ``probe_v``; see :meth:`fedcmi.engine.evaluation.Evaluator.probes`).
+        """
+        if self._metrics is not None:
+            self._metrics.close()
+        train_seconds = time.perf_counter() - self.train_started
+        atomic_write(self.folder.final_file, lambda fh: torch.save(global_state, fh), binary=True)
+        cfg = self.cfg
+        summary = Summary(
+            fedcmi_version=__version__,
+            engine=engine,
+            algorithm=cfg.algorithm.name,
+            dataset=cfg.data.name,
+            seed=cfg.seed,
+            rounds=cfg.rounds,
+            device=device,
+            **run_figures(self.history, cfg.eval.last_rounds, cfg.eval.smooth_rounds),
+            probe_a=probes.get("probe_a"),
+            probe_v=probes.get("probe_v"),
+            setup_seconds=round(self.train_started - self.started, 3),
+            train_seconds=round(train_seconds, 3),
+            seconds_per_round=round(train_seconds / cfg.rounds, 4),
+        )
+        self.folder.write_summary(summary)
+        return summary
