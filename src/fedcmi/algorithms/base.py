@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import ClientUpdate, State, aggregate
+from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import ClientData, RoundContext
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import LateFusionModel, MultimodalModel, side_of
@@ -61,21 +60,9 @@ class Algorithm:
         return aggregate(global_state, updates, side_of, self.modality_aware, **options)
 
 
-PROB_FLOOR = 1e-12  # keeps probability ratios finite when a softmax underflows
-
-
-def dominance_ratio(logits_a: Tensor, logits_v: Tensor, labels: Tensor) -> Tensor:
-    """rho = sum_i p(z_a,i)[y_i] / max(sum_i p(z_v,i)[y_i], 1e-12), no gradient.
-
-    The batch dominance ratio of FedCMI (self-projector heads), OGM-GE (the fusion
-    head's halves) and PMR (prototype logits): rho > 1 means modality a dominates.
-    """
-    with torch.no_grad():
-        p_a = F.softmax(logits_a, dim=1).gather(1, labels[:, None]).sum()
-        p_v = F.softmax(logits_v, dim=1).gather(1, labels[:, None]).sum()
-        return p_a / p_v.clamp_min(PROB_FLOOR)
-
-
 def global_parameters(model: nn.Module, global_state: State) -> list[Tensor]:
     """The global values of ``model``'s parameters, in ``model.parameters()`` order."""
     return [global_state[name] for name, _ in model.named_parameters()]
+
+
+__all__ = ["PROB_FLOOR", "Algorithm", "dominance_ratio", "global_parameters"]

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fedcmi.algorithms import ALGORITHMS
-from fedcmi.algorithms.base import dominance_ratio
 from fedcmi.algorithms.fedavg import BalancedFedAvg
+from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 from fedcmi.models import LateFusionModel
 

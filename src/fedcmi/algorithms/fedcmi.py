@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.algorithms import ALGORITHMS
-from fedcmi.algorithms.base import PROB_FLOOR, Algorithm, dominance_ratio, global_parameters
+from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
+from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
@@ -56,7 +57,7 @@ def class_wise_temperatures(
     present = counts > 0
     sums_a = torch.zeros(num_classes, dtype=p_a.dtype, device=p_a.device).index_add_(0, labels, p_a)
     sums_v = torch.zeros(num_classes, dtype=p_v.dtype, device=p_v.device).index_add_(0, labels, p_v)
-    mean_a = (sums_a / counts.clamp_min(1)).clamp_min(PROB_FLOOR)
+    mean_a = (sums_a / counts.clamp_min(1)).clamp_min(PROB_FLOOR)  # both directions divide
     mean_v = (sums_v / counts.clamp_min(1)).clamp_min(PROB_FLOOR)
     temps = torch.ones(num_classes, dtype=p_a.dtype, device=p_a.device)
     if not present.any():

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fedcmi.config import Config
 from fedcmi.core.aggregation import State
+from fedcmi.core.dominance import floored_ratio, true_class_probability
 from fedcmi.core.probe import encoder_probe
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.models.base import MultimodalModel
@@ -50,9 +50,9 @@ def evaluate(
     if model.imbalance_keys is None:  # a single-modality model has no ratio
         return out
     key_a, key_v = model.imbalance_keys
-    p_a = F.softmax(logits[key_a], 1).gather(1, y[:, None]).mean()
-    p_v = F.softmax(logits[key_v], 1).gather(1, y[:, None]).mean()
-    out["imbalance_ratio"] = float(p_a / p_v.clamp_min(1e-12))
+    p_a = true_class_probability(logits[key_a], y).mean()
+    p_v = true_class_probability(logits[key_v], y).mean()
+    out["imbalance_ratio"] = float(floored_ratio(p_a, p_v))
     return out
 
 

@@ -1,0 +1,38 @@
+"""Which modality dominates: ratios of true-class probabilities, floored once.
+
+FedCMI's per-batch dominance decision and class-wise temperatures, OGM-GE's and PMR's
+modulation coefficients and the reported ``imbalance_ratio`` all compare how much
+probability two modalities give the true class. Every one of them divides through
+:func:`floored_ratio`, so a softmax that underflows to 0 gives a large finite ratio, not
+inf or NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PROB_FLOOR = 1e-12  # the smallest probability a ratio divides by
+
+
+def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
+    """p_i = softmax(logits_i)[y_i] for each sample i (shape ``(n,)``)."""
+    return F.softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]
+
+
+def floored_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """numerator / max(denominator, 1e-12), elementwise."""
+    return numerator / denominator.clamp_min(PROB_FLOOR)
+
+
+def dominance_ratio(logits_a: Tensor, logits_v: Tensor, labels: Tensor) -> Tensor:
+    """rho = sum_i p(z_a,i)[y_i] / max(sum_i p(z_v,i)[y_i], 1e-12), no gradient.
+
+    The batch dominance ratio of FedCMI (self-projector heads), OGM-GE (the fusion
+    head's halves) and PMR (prototype logits): rho > 1 means modality a dominates.
+    """
+    with torch.no_grad():
+        p_a = true_class_probability(logits_a, labels).sum()
+        p_v = true_class_probability(logits_v, labels).sum()
+        return floored_ratio(p_a, p_v)
