@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fedcmi.registry import ALGORITHMS, DATASETS
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -288,10 +290,7 @@ def _named(kind: str, raw: dict[str, Any]) -> NamedConfig:
     name = raw.get("name", DEFAULT_NAMES[kind])
     if not isinstance(name, str):
         raise ConfigError(f"{kind}.name = {name!r}: expected str")
-    if kind == "data":
-        from fedcmi.data import DATASETS as registry
-    else:
-        from fedcmi.algorithms import ALGORITHMS as registry
+    registry = DATASETS if kind == "data" else ALGORITHMS
     try:
         entry = registry.get(name)
     except KeyError as exc:

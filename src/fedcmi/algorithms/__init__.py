@@ -1,25 +1,20 @@
-"""Algorithm registry: one module per method, registered by name."""
+"""Federated methods: one module per method, each registered by name.
+
+Add a method by adding a module here whose class subclasses
+:class:`fedcmi.algorithms.base.Algorithm` and carries ``@ALGORITHMS.register("name")``;
+the registry finds it (see :mod:`fedcmi.registry`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fedcmi.registry import Registry
-
-ALGORITHMS: Registry[type] = Registry("algorithm")
+from fedcmi.registry import ALGORITHMS
 
 
-def build_algorithm(name: str, params: Any):
+def build_algorithm(name: str, params: Any) -> Any:
+    """An instance of the registered algorithm ``name`` with its ``params``."""
     return ALGORITHMS.get(name)(params)
 
-
-from fedcmi.algorithms import (  # noqa: E402,F401
-    fedavg,
-    fedavg_ogm,
-    fedavg_pmr,
-    fedcmi,
-    fedprox,
-    unimodal,
-)
 
 __all__ = ["ALGORITHMS", "build_algorithm"]

@@ -21,17 +21,21 @@ class Algorithm:
 
     ``local_train`` receives the shared model object already loaded with the global
     state, trains it in place and returns per-client metrics; the engine then copies
-    the state out. Subclasses set ``Params`` (a dataclass: the ``[algorithm]`` keys).
+    the state out. Subclasses define ``Params`` (a dataclass: the ``[algorithm]`` keys)
+    and annotate ``params: Params``, so every knob is typed where it is read.
     """
 
     Params: ClassVar[type]
+    params: object
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: object) -> None:
         self.params = params
 
     @property
     def modality_aware(self) -> bool:
-        return getattr(self.params, "aggregation", "all") == "modality-aware"
+        """Whether the server averages each modality's branch over the clients holding
+        that modality (``aggregation = "modality-aware"``) instead of over all."""
+        return False
 
     def participates(self, modalities: str) -> bool:
         """Whether a client holding ``modalities`` takes part (unimodal baselines say no

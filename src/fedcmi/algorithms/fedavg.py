@@ -14,11 +14,11 @@ from typing import Any, Literal
 import torch.nn.functional as F
 from torch import nn
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.core.aggregation import State
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.models import LateFusionModel
+from fedcmi.registry import ALGORITHMS
 
 
 @ALGORITHMS.register("fedavg")
@@ -27,16 +27,24 @@ class FedAvg(Algorithm):
     class Params:
         aggregation: Literal["all", "modality-aware"] = "all"
 
+    params: Params
+
+    @property
+    def modality_aware(self) -> bool:
+        return self.params.aggregation == "modality-aware"
+
+    def prox_mu(self) -> float:
+        """The proximal coefficient of local training (0: none; FedProx sets it)."""
+        return 0.0
+
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
         def loss_fn(batch: Batch):
             return F.cross_entropy(model(batch.x_a, batch.x_v, client.modalities), batch.y)
 
-        mu = getattr(self.params, "prox_mu", 0.0)
-        return train_local(
-            model, client, ctx, loss_fn, global_parameters(model, global_state), prox_mu=mu
-        )
+        anchor = global_parameters(model, global_state)
+        return train_local(model, client, ctx, loss_fn, anchor, prox_mu=self.prox_mu())
 
 
 class BalancedFedAvg(FedAvg):
@@ -44,6 +52,12 @@ class BalancedFedAvg(FedAvg):
     (``train_multimodal``) in rounds 1..``modulation_ends`` (every round when None, as
     the ``Params`` of subclasses default to); unimodal clients have nothing to balance,
     and after ``modulation_ends`` every client trains plain CE."""
+
+    @dataclass
+    class Params(FedAvg.Params):
+        modulation_ends: int | None = None
+
+    params: Params
 
     def balancing(self, round_idx: int) -> bool:
         """Whether round ``round_idx`` (0-based) still balances the modalities."""

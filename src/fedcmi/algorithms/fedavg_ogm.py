@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.models import LateFusionModel
+from fedcmi.registry import ALGORITHMS
 
 GE_NOISE_EPS = 1e-8  # added to the noise std, as in the official code
 
@@ -83,11 +83,11 @@ def device_generator(ctx: RoundContext, device: torch.device) -> torch.Generator
 @ALGORITHMS.register("fedavg-ogm")
 class FedAvgOGM(BalancedFedAvg):
     @dataclass
-    class Params:
+    class Params(BalancedFedAvg.Params):
         alpha: float = 0.8
         noise: bool = True
-        modulation_ends: int | None = None
-        aggregation: Literal["all", "modality-aware"] = "all"
+
+    params: Params
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
 from fedcmi.models import LateFusionModel
+from fedcmi.registry import ALGORITHMS
 
 
 def class_prototypes(features: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -77,11 +77,11 @@ def local_prototypes(
 @ALGORITHMS.register("fedavg-pmr")
 class FedAvgPMR(BalancedFedAvg):
     @dataclass
-    class Params:
+    class Params(BalancedFedAvg.Params):
         alpha: float = 1.0
         scaling: Literal["constant", "ratio"] = "constant"
-        modulation_ends: int | None = None
-        aggregation: Literal["all", "modality-aware"] = "all"
+
+    params: Params
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
@@ -38,6 +37,7 @@ from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_l
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
+from fedcmi.registry import ALGORITHMS
 
 
 def class_wise_temperatures(
@@ -116,7 +116,13 @@ class FedCMI(Algorithm):
         shared_classifier: bool = True
         aggregation: Literal["modality-aware", "all"] = "modality-aware"
 
-    def __init__(self, params: Any) -> None:
+    params: Params
+
+    @property
+    def modality_aware(self) -> bool:
+        return self.params.aggregation == "modality-aware"
+
+    def __init__(self, params: Params) -> None:
         super().__init__(params)
         self._teacher: FedCMIModel | None = None
 

@@ -7,15 +7,18 @@ Default mu = 0.01 (the FedProx paper's grid is {0.001, 0.01, 0.1, 1}); tune it o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.registry import ALGORITHMS
 
 
 @ALGORITHMS.register("fedprox")
 class FedProx(FedAvg):
     @dataclass
-    class Params:
+    class Params(FedAvg.Params):
         prox_mu: float = 0.01
-        aggregation: Literal["all", "modality-aware"] = "all"
+
+    params: Params
+
+    def prox_mu(self) -> float:
+        return self.params.prox_mu

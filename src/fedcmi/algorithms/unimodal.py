@@ -14,7 +14,6 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from fedcmi.algorithms import ALGORITHMS
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
@@ -22,6 +21,7 @@ from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import UnimodalModel
 from fedcmi.models.base import build_encoders
+from fedcmi.registry import ALGORITHMS
 
 
 class Unimodal(Algorithm):
@@ -30,6 +30,8 @@ class Unimodal(Algorithm):
     @dataclass
     class Params:
         pass
+
+    params: Params
 
     def participates(self, modalities: str) -> bool:
         return self.side in modalities

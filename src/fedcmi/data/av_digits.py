@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from fedcmi.core.files import atomic_write
-from fedcmi.data import DATASETS
 from fedcmi.data.audio import (
     ENGLISH_ACCENTS,
     log_mel,
@@ -38,6 +37,7 @@ from fedcmi.data.audio import (
     voice_variants,
 )
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, params_key
+from fedcmi.registry import DATASETS
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CACHE_VERSION = 1

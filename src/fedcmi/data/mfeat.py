@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedcmi.data import DATASETS
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, standardize
+from fedcmi.registry import DATASETS
 
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
 ROWS = 2000

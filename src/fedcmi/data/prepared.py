@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedcmi.data import DATASETS
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, stratified_split
 from fedcmi.data.prepare.cache import CACHE_FORMAT
+from fedcmi.registry import DATASETS
 
 
 def read_cache(path: str | Path, dataset: str) -> tuple[dict, list[dict], dict[str, np.ndarray]]:

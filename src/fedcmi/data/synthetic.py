@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from fedcmi.data import DATASETS
 from fedcmi.data.base import DatasetBuilder, MultimodalData, make_splits
+from fedcmi.registry import DATASETS
 
 
 @DATASETS.register("synthetic")

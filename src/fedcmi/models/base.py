@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from fedcmi.config import ModelConfig
 from fedcmi.data.base import MultimodalData
-from fedcmi.models.encoders import ENCODERS
+from fedcmi.registry import ENCODERS
 
 MODALITY_SETS = ("av", "a", "v")
 

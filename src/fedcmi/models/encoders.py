@@ -11,10 +11,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from fedcmi.registry import Registry
+from fedcmi.registry import ENCODERS
 
 EncoderFactory = Callable[..., nn.Module]  # (input shape, feature_dim, **options)
-ENCODERS: Registry[EncoderFactory] = Registry("encoder")
 
 
 class TimeConv(nn.Conv1d):

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import build_dataclass
-from fedcmi.data.prepare import ave, crema_d, crisismmd
-from fedcmi.data.prepare.cache import CacheSpec, build_cache
-
-PREPARERS = {"crema-d": crema_d, "ave": ave, "crisismmd": crisismmd}
+from fedcmi.data.prepare.cache import CacheSpec, Preparer, build_cache
+from fedcmi.registry import PREPARERS
 
 
 def prepare(
@@ -29,20 +27,19 @@ def prepare(
 ) -> dict[str, Any]:
     """Index ``src`` and build the cache of dataset ``name`` in ``out``; returns its manifest."""
     if name not in PREPARERS:
-        raise ValueError(f"cannot prepare {name!r}; preparable: {', '.join(sorted(PREPARERS))}")
-    module = PREPARERS[name]
-    params = build_dataclass(module.PrepareParams, overrides or {}, "prepare")
+        raise ValueError(f"cannot prepare {name!r}; preparable: {', '.join(PREPARERS.names())}")
+    preparer: Preparer = PREPARERS.get(name)
+    params = build_dataclass(preparer.params, overrides or {}, "prepare")
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: not a folder")
-    jobs, skipped, classes = module.index_clips(src, params)
-    derived = getattr(module, "derived_params", lambda _: {})
+    jobs, skipped, classes = preparer.index_clips(src, params)
     spec = CacheSpec(
         name,
-        {"src": str(src.resolve()), **asdict(params), **derived(params)},
-        module.array_specs(params),
+        {"src": str(src.resolve()), **asdict(params), **preparer.derived_params(params)},
+        preparer.array_specs(params),
         classes,
         jobs,
         skipped,
     )
-    return build_cache(out, spec, module.prepare_clip, workers, force, on_progress)
+    return build_cache(out, spec, preparer.prepare_clip, workers, force, on_progress)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedcmi.data.prepare.cache import Preparer
+from fedcmi.registry import PREPARERS
+
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 
 
@@ -139,3 +142,6 @@ def prepare_clip(job) -> dict:
         raise ValueError(f"{s['path']}: no audio inside the event [{s['start']}, {s['end']}]")
     frames = frames_per_second(s["path"], s["size"], s["start"], s["end"], minimum=s["frames"])
     return {"audio": pmr_spectrogram(event, s["seconds"]), "frames": frames[: s["frames"]]}
+
+
+PREPARERS.register("ave")(Preparer(PrepareParams, index_clips, array_specs, prepare_clip))

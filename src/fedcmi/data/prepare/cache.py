@@ -49,6 +49,28 @@ class ArraySpec:
     dtype: str
 
 
+def _no_derived(params: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Preparer:
+    """How one of the paper's datasets is read from a user's disk.
+
+    ``params``: the dataclass of its ``--set`` options; ``index_clips(src, params)`` ->
+    (jobs, skipped, class names); ``array_specs(params)``: the cache's arrays;
+    ``prepare_clip(job)``: one clip's arrays (module-level, so worker processes can run
+    it); ``derived_params(params)``: values computed from the options that also key the
+    cache. Register one with ``PREPARERS.register("name")(Preparer(...))``.
+    """
+
+    params: type
+    index_clips: Callable[[Path, Any], tuple[list[ClipJob], list[dict[str, str]], list[str]]]
+    array_specs: Callable[[Any], dict[str, ArraySpec]]
+    prepare_clip: Callable[[ClipJob], dict[str, np.ndarray]]
+    derived_params: Callable[[Any], dict[str, Any]] = _no_derived
+
+
 @dataclass
 class CacheSpec:
     dataset: str

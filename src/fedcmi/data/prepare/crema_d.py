@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from fedcmi.data.prepare.cache import Preparer
+from fedcmi.registry import PREPARERS
+
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 VOTE_CLASSES = ("A", "S", "H", "N")
 
@@ -213,3 +216,6 @@ def prepare_clip(job) -> dict[str, np.ndarray]:
     else:
         frames = frames_per_second(s["path"], s["size"], minimum=s["frames"])
     return {"audio": audio, "frames": frames[: s["frames"]]}
+
+
+PREPARERS.register("crema-d")(Preparer(PrepareParams, index_clips, array_specs, prepare_clip))

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fedcmi.data.prepare.cache import Preparer
+from fedcmi.registry import PREPARERS
+
 TASKS = ("informative", "humanitarian", "damage")
 SPLITS = ("train", "dev", "test")
 # The 6-class humanitarian merge used by several papers.
@@ -184,3 +187,8 @@ def prepare_clip(job) -> dict:
         "input_ids"
     ]
     return {"image": square_image(s["path"], s["size"]), "text": np.asarray(ids, dtype=np.int32)}
+
+
+PREPARERS.register("crisismmd")(
+    Preparer(PrepareParams, index_clips, array_specs, prepare_clip, derived_params)
+)

@@ -1,0 +1,2 @@
+"""Experiment tools on top of the engines: sweeps, tables, plots, reports, calibration
+and benchmarks."""
