@@ -10,13 +10,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedcmi.config import ConfigError, build_dataclass, load_config, parse_override
+from fedcmi.config import (
+    ConfigError,
+    build_dataclass,
+    find_preset,
+    load_config,
+    parse_override,
+    preset_dirs,
+)
 from fedcmi.core.protocol import ACCURACIES, HEAD_ACCURACIES
 
 if TYPE_CHECKING:  # the run machinery (and torch) load only for commands that need them
     from fedcmi.engine.run_folder import RoundRecord, Summary
 
-PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
 SHOWN_METRICS = (*ACCURACIES, *HEAD_ACCURACIES, "imbalance_ratio")
 
 
@@ -28,14 +34,7 @@ def resolve_config(name: str | None) -> Path | None:
     """A config path, or a preset name looked up in ./configs and the source tree's configs."""
     if name is None:
         return None
-    path = Path(name)
-    if path.is_file():
-        return path
-    for folder in PRESET_DIRS:
-        for candidate in (folder / name, folder / f"{name}.toml"):
-            if candidate.is_file():
-                return candidate
-    raise CLIError(f"config {name!r} not found (a TOML path, or a preset from `fedcmi configs`)")
+    return find_preset(name)
 
 
 def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
@@ -196,7 +195,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_configs(args: argparse.Namespace) -> int:
     seen = set()
-    for folder in PRESET_DIRS:
+    for folder in preset_dirs():
         for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
             if path.name in seen:
                 continue
@@ -207,7 +206,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
                 f"{cfg.rounds:4d} rounds  {path}"
             )
     if not seen:
-        print("no presets found (looked in ./configs and the source tree's configs/)")
+        print(f"no presets found (looked in {', '.join(map(str, preset_dirs()))})")
     return 0
 
 
@@ -299,11 +298,7 @@ def _calibrate_grid(args: argparse.Namespace) -> int:
 def _grid_path(name: str) -> Path:
     """A grid file path, or a grid name looked up in the presets' grids/ folder."""
     path = Path(name)
-    if path.is_file():
-        return path
-    found = resolve_config(str(Path("grids") / name))
-    assert found is not None
-    return found
+    return path if path.is_file() else find_preset(str(Path("grids") / name))
 
 
 def cmd_table(args: argparse.Namespace) -> int:

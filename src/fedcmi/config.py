@@ -383,6 +383,33 @@ def switch_method(raw: dict[str, Any], name: Any) -> None:
         raw["algorithm"] = {"name": name}
 
 
+# The presets and grids shipped with the package (``configs/`` in a source checkout
+# links here).
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def preset_dirs() -> tuple[Path, ...]:
+    """Where preset names are looked up: ./configs first (a user's own), then the
+    package's presets."""
+    return (Path.cwd() / "configs", PRESETS_DIR)
+
+
+def find_preset(name: str) -> Path:
+    """A TOML path as given, else the preset (or ``grids/NAME``) of that name, with or
+    without ``.toml``, from :func:`preset_dirs`."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for folder in preset_dirs():
+        for candidate in (folder / name, folder / f"{name}.toml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(
+        f"config {name!r} not found: not a file, nor a preset in "
+        f"{' or '.join(str(d) for d in preset_dirs())} (list them with `fedcmi configs`)"
+    )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a preset (or the defaults) and apply dotted overrides."""
     raw = read_toml(path) if path is not None else {}

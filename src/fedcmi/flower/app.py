@@ -166,7 +166,7 @@ def main(grid: Grid, context: Context) -> None:
     if "config-toml" in run_config and run_config["config-toml"]:
         text = str(run_config["config-toml"])
     else:
-        text = config_text(str(run_config.get("config", "configs/av-digits-fedcmi.toml")))
+        text = config_text(str(run_config.get("config", "av-digits-fedcmi")))
     out = Path(str(run_config.get("out", "runs/flower")))
     if out.exists() and any(out.iterdir()):  # never overwrite: a fresh, timestamped folder
         out = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -176,6 +176,6 @@ def main(grid: Grid, context: Context) -> None:
 
 def config_text(path: str, overrides: list[str] | None = None) -> str:
     """A resolved config's TOML text (what travels to every node)."""
-    from fedcmi.config import load_config
+    from fedcmi.config import find_preset, load_config
 
-    return load_config(path, overrides).to_toml()
+    return load_config(find_preset(path), overrides).to_toml()

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fedcmi.config import Config, TrainConfig, load_config
+from fedcmi.config import Config, TrainConfig, find_preset, load_config
 from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.core.training import Batch, ClientData, RoundContext, batch_indices
@@ -106,7 +106,7 @@ def crema_shaped(scale: float, epochs: int, seed: int = 0) -> Workload:
 
 
 def av_digits() -> Workload:
-    cfg = load_config("configs/av-digits-fedcmi.toml", [f"rounds={BENCH_ROUND + 1}"])
+    cfg = load_config(find_preset("av-digits-fedcmi"), [f"rounds={BENCH_ROUND + 1}"])
     return Workload("av-digits", cfg, load_dataset(cfg.data.name, cfg.data.params))
 
 
