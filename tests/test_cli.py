@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedcmi.cli import main
-from fedcmi.config import load_config
+from fedcmi.config import ConfigError, load_config
 
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 SMALL = [
@@ -95,3 +95,20 @@ def test_bad_override_exits_2_with_the_key(capsys):
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["run", "--config", "no-such-preset"]) == 2
     assert "no-such-preset" in capsys.readouterr().err
+
+
+def test_user_errors_print_one_line_and_bugs_show_their_traceback(monkeypatch, capsys):
+    assert main(["run", "--config", "no-such-preset"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-such-preset" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="no-such-preset"):  # --debug: the traceback
+        main(["--debug", "run", "--config", "no-such-preset"])
+
+    import fedcmi.tools.tables
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(fedcmi.tools.tables, "make_table", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["table", "results.csv"])

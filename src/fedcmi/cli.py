@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedcmi.config import (
-    ConfigError,
     build_dataclass,
     find_preset,
     load_config,
@@ -19,6 +18,7 @@ from fedcmi.config import (
     preset_dirs,
 )
 from fedcmi.core.protocol import ACCURACIES, HEAD_ACCURACIES
+from fedcmi.errors import UserError
 
 if TYPE_CHECKING:  # the run machinery (and torch) load only for commands that need them
     from fedcmi.engine.run_folder import RoundRecord, Summary
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the run machinery (and torch) load only for commands that n
 SHOWN_METRICS = (*ACCURACIES, *HEAD_ACCURACIES, "imbalance_ratio")
 
 
-class CLIError(Exception):
+class CLIError(UserError):
     """A user-facing error: printed without a traceback, exit code 2."""
 
 
@@ -457,6 +457,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedcmi", description=__doc__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of every error (user errors print one line otherwise)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment on the embedded engine")
     run.add_argument("--config", help="TOML file or preset name (see `fedcmi configs`)")
@@ -597,10 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error (:class:`fedcmi.errors.UserError`, a missing file)
+    prints one line and returns 2; anything else is a bug and raises with its traceback;
+    ``--debug`` shows the traceback of user errors too."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (CLIError, ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        return int(args.func(args))
+    except (UserError, FileNotFoundError) as exc:
+        if args.debug:
+            raise
         print(f"fedcmi: error: {exc}", file=sys.stderr)
         return 2
 

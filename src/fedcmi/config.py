@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fedcmi.errors import InputError
 from fedcmi.registry import ALGORITHMS, DATASETS
 
 try:
@@ -24,7 +25,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config value or key is invalid; the message names the dotted key at fault."""
 
 

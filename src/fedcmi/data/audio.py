@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import get_window, resample_poly
 
+from fedcmi.errors import RunFailure
+
 ENGLISH_ACCENTS = (
     "en-gb",
     "en-us",
@@ -25,7 +27,7 @@ ESPEAK_RATE = 22050
 WAV_HEADER_BYTES = 44  # the streamed header carries placeholder sizes: skip it
 
 
-class EspeakMissingError(RuntimeError):
+class EspeakMissingError(RunFailure):
     """espeak-ng is not installed."""
 
 
@@ -48,11 +50,11 @@ def voice_variants() -> tuple[str, ...]:
     ).stdout
     match = re.search(r"Data at:\s*(\S+)", out)
     if match is None:
-        raise RuntimeError(f"cannot find espeak-ng's data folder in: {out!r}")
+        raise RunFailure(f"cannot find espeak-ng's data folder in: {out!r}")
     folder = Path(match.group(1)) / "voices" / "!v"
     names = sorted(p.name for p in folder.iterdir() if p.is_file())
     if not names:
-        raise RuntimeError(f"no espeak-ng voice variants found in {folder}")
+        raise RunFailure(f"no espeak-ng voice variants found in {folder}")
     return tuple(names)
 
 
@@ -61,7 +63,7 @@ def speak(word: str, voice: str, pitch: int, speed: int) -> np.ndarray:
     cmd = [espeak_binary(), "-v", voice, "-p", str(pitch), "-s", str(speed), "-a", "100"]
     proc = subprocess.run([*cmd, "--stdout", word], capture_output=True, check=False)
     if proc.returncode != 0 or len(proc.stdout) <= WAV_HEADER_BYTES:
-        raise RuntimeError(
+        raise RunFailure(
             f"espeak-ng failed for voice {voice!r}, word {word!r}: {proc.stderr.decode()[:200]}"
         )
     pcm = np.frombuffer(proc.stdout[WAV_HEADER_BYTES:], dtype="<i2")

@@ -37,6 +37,7 @@ from fedcmi.data.audio import (
     voice_variants,
 )
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, params_key
+from fedcmi.errors import InputError
 from fedcmi.registry import DATASETS
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -63,7 +64,7 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(path, "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
     if table.shape != (5000, 785):
-        raise ValueError(f"{path}: expected 5000 rows of 785 values, got {table.shape}")
+        raise InputError(f"{path}: expected 5000 rows of 785 values, got {table.shape}")
     return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784]
 
 
@@ -122,13 +123,13 @@ class AVDigits(DatasetBuilder):
     @classmethod
     def load(cls, params: AVDigits.Params, cache_dir: Path) -> MultimodalData:
         if not 1 <= params.per_class <= 500:
-            raise ValueError(f"data.per_class = {params.per_class}: expected 1..500 (MNIST-5k)")
+            raise InputError(f"data.per_class = {params.per_class}: expected 1..500 (MNIST-5k)")
         path = cache_dir / f"av-digits-{params_key('av-digits', params, CACHE_VERSION)}.pt"
         if not path.is_file():
             build_cache(params, path)
         blob = torch.load(path, weights_only=True)
         if blob.get("params") != json.dumps(asdict(params), sort_keys=True):
-            raise ValueError(f"{path}: cache was built with other parameters; delete it to rebuild")
+            raise InputError(f"{path}: cache was built with other parameters; delete it to rebuild")
         train, val, test = make_splits(
             blob["x_a"],
             blob["x_v"],

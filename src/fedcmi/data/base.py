@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fedcmi.errors import InputError
+
 
 @dataclass
 class Split:
@@ -25,7 +27,7 @@ class Split:
     def __post_init__(self) -> None:
         n = len(self.y)
         if len(self.x_a) != n or len(self.x_v) != n:
-            raise ValueError(
+            raise InputError(
                 f"misaligned split: x_a {len(self.x_a)}, x_v {len(self.x_v)}, y {n} samples"
             )
 
@@ -102,7 +104,7 @@ def stratified_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-class shuffled split into train/val/test index arrays (sorted)."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
+        raise InputError(
             f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum < 1"
         )
     rng = np.random.default_rng(seed)

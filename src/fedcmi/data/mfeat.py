@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, standardize
+from fedcmi.errors import InputError
 from fedcmi.registry import DATASETS
 
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
@@ -38,7 +39,7 @@ def read_view(view: str) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"mfeat view {view!r}: {path} not found")
     table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64)
     if table.shape[0] != ROWS:
-        raise ValueError(f"{path}: expected {ROWS} rows, got {table.shape[0]}")
+        raise InputError(f"{path}: expected {ROWS} rows, got {table.shape[0]}")
     return table[:, :-1].astype(np.float32), table[:, -1].astype(np.int64)
 
 
@@ -54,10 +55,10 @@ class MFeat(DatasetBuilder):
     @classmethod
     def load(cls, params: MFeat.Params, cache_dir: Path) -> MultimodalData:
         if len(params.views) != 2 or any(v not in VIEWS for v in params.views):
-            raise ValueError(f"data.views = {params.views!r}: expected two of {', '.join(VIEWS)}")
+            raise InputError(f"data.views = {params.views!r}: expected two of {', '.join(VIEWS)}")
         (x_a, y_a), (x_v, y_v) = (read_view(v) for v in params.views)
         if not np.array_equal(y_a, y_v):
-            raise ValueError(f"mfeat views {params.views} have misaligned labels")
+            raise InputError(f"mfeat views {params.views} have misaligned labels")
         train, val, test = make_splits(
             torch.from_numpy(x_a),
             torch.from_numpy(x_v),

@@ -20,6 +20,7 @@ import torch
 
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, stratified_split
 from fedcmi.data.prepare.cache import CACHE_FORMAT
+from fedcmi.errors import InputError
 from fedcmi.registry import DATASETS
 
 
@@ -33,7 +34,7 @@ def read_cache(path: str | Path, dataset: str) -> tuple[dict, list[dict], dict[s
         )
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != CACHE_FORMAT or manifest.get("dataset") != dataset:
-        raise ValueError(
+        raise InputError(
             f"{root}: a {manifest.get('dataset')} cache of format {manifest.get('format')}; "
             f"expected {dataset} format {CACHE_FORMAT} (prepare it again)"
         )
@@ -44,7 +45,7 @@ def read_cache(path: str | Path, dataset: str) -> tuple[dict, list[dict], dict[s
 
 def evenly_spaced(stored: int, wanted: int) -> np.ndarray:
     if wanted > stored:
-        raise ValueError(f"data.frames = {wanted}, but the cache stores {stored} per clip")
+        raise InputError(f"data.frames = {wanted}, but the cache stores {stored} per clip")
     return np.linspace(0, stored - 1, wanted).round().astype(int)
 
 
@@ -75,7 +76,7 @@ class PreparedDataset(DatasetBuilder):
     @classmethod
     def load(cls, params, cache_dir: Path) -> MultimodalData:
         if not params.cache:
-            raise ValueError(
+            raise InputError(
                 f"data.cache is empty: the folder made by `fedcmi data prepare {cls.name}`"
             )
         manifest, index, arrays = read_cache(params.cache, cls.name)
@@ -104,7 +105,7 @@ class PreparedDataset(DatasetBuilder):
         parts = {"train": take(train_mask), "val": take(val_mask), "test": take(splits == "test")}
         empty = [name for name, split in parts.items() if len(split) == 0]
         if empty:
-            raise ValueError(
+            raise InputError(
                 f"{params.cache}: the {', '.join(empty)} split(s) hold no clips "
                 "(too few clips, or adjust data.val_fraction / the preparation's test split)"
             )

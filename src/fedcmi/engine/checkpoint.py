@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from fedcmi.core.files import atomic_write
+from fedcmi.errors import RunFailure
 
 LATEST, PREVIOUS = "latest.pt", "previous.pt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RunFailure):
     """No usable checkpoint."""
 
 

@@ -47,6 +47,9 @@ def evaluate(
         key: float((value.argmax(1) == y).double().mean()) for key, value in logits.items()
     }
     out["per_class_acc"] = per_class_accuracy(logits["acc"].argmax(1), y, num_classes)
+    nonfinite = sum(~torch.isfinite(value).all(1) for value in logits.values())
+    if int(torch.count_nonzero(nonfinite)):  # such rows count as class 0: say so
+        out["nonfinite_outputs"] = int(torch.count_nonzero(nonfinite))
     if model.imbalance_keys is None:  # a single-modality model has no ratio
         return out
     key_a, key_v = model.imbalance_keys

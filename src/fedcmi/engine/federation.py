@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fedcmi.config import FederationConfig
+from fedcmi.errors import InputError
 
 MAX_PARTITION_TRIES = 10_000
 
@@ -52,7 +53,7 @@ def dirichlet_partition(
     at least ``min_size`` samples; a very large alpha approaches an IID split.
     """
     if min_size * num_clients > len(labels):
-        raise ValueError(
+        raise InputError(
             f"federation.min_client_size = {min_size} x {num_clients} clients exceeds the "
             f"{len(labels)} training samples"
         )
@@ -70,7 +71,7 @@ def dirichlet_partition(
         parts = [np.sort(np.concatenate(s)) for s in shards]
         if min(len(p) for p in parts) >= min_size:
             return parts
-    raise ValueError(
+    raise InputError(
         f"no Dirichlet(alpha={alpha}) split gave every one of {num_clients} clients "
         f">= {min_size} samples in {MAX_PARTITION_TRIES} draws; lower "
         "federation.min_client_size or federation.num_clients, or raise federation.alpha"

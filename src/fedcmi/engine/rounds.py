@@ -30,9 +30,10 @@ from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults, validate_u
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import lr_at
+from fedcmi.errors import RunFailure
 
 
-class RoundFailedError(RuntimeError):
+class RoundFailedError(RunFailure):
     """Too few clients succeeded in a round, even after retries."""
 
 

@@ -34,9 +34,10 @@ from fedcmi.core.files import atomic_write, write_json, write_text
 from fedcmi.core.protocol import run_figures
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine.federation import Federation
+from fedcmi.errors import RunFailure
 
 
-class RunDirError(RuntimeError):
+class RunDirError(RunFailure):
     """The output folder cannot be used."""
 
 

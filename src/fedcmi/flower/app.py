@@ -24,6 +24,7 @@ from fedcmi.engine.embedded import make_client_data
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.rounds import train_client
 from fedcmi.engine.run_folder import RoundRecord, RunWriter, Summary
+from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
@@ -50,12 +51,12 @@ def train(msg: Message, context: Context) -> Message:
     pid = int(context.node_config["partition-id"])
     cid, round_idx = int(config["cid"]), int(config["round"])
     if cid != pid:
-        raise ValueError(f"node holds partition {pid} but was asked to train client {cid}")
+        raise InputError(f"node holds partition {pid} but was asked to train client {cid}")
     data_dir = context.node_config.get("data-dir") or config.get("data-dir")
     ws = workspace(str(config["config-toml"]), str(data_dir) if data_dir else None)
     n_parts = int(context.node_config.get("num-partitions", ws.cfg.federation.num_clients))
     if n_parts != ws.cfg.federation.num_clients:
-        raise ValueError(
+        raise InputError(
             f"num-partitions = {n_parts} but federation.num_clients = "
             f"{ws.cfg.federation.num_clients}"
         )
@@ -113,21 +114,21 @@ def discover_nodes(
     node_ids = list(grid.get_node_ids())
     while len(node_ids) < num_clients:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(node_ids)} of {num_clients} SuperNodes connected")
+            raise RunFailure(f"only {len(node_ids)} of {num_clients} SuperNodes connected")
         time.sleep(1.0)
         node_ids = list(grid.get_node_ids())
     queries = [Message(RecordDict(), message_type="query", dst_node_id=n) for n in node_ids]
     node_of: dict[int, int] = {}
     for reply in grid.send_and_receive(queries, timeout=timeout):
         if reply.has_error():
-            raise RuntimeError(f"node {reply.metadata.src_node_id} failed the query: {reply.error}")
+            raise RunFailure(f"node {reply.metadata.src_node_id} failed the query: {reply.error}")
         pid = int(reply.content["node"]["partition-id"])
         if pid in node_of:
-            raise RuntimeError(f"two nodes claim partition-id {pid}")
+            raise RunFailure(f"two nodes claim partition-id {pid}")
         node_of[pid] = reply.metadata.src_node_id
     missing = sorted(set(range(num_clients)) - set(node_of))
     if missing:
-        raise RuntimeError(f"no node holds partition(s) {missing}")
+        raise RunFailure(f"no node holds partition(s) {missing}")
     return node_of
 
 

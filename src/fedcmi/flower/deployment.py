@@ -13,6 +13,8 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from fedcmi.errors import RunFailure
+
 REPO = Path(__file__).resolve().parents[3]  # the source checkout holding pyproject.toml
 BIN = Path(sys.executable).parent
 
@@ -27,7 +29,7 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen, log: Path) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"process exited early; log:\n{log.read_text()[-2000:]}")
+            raise RunFailure(f"process exited early; log:\n{log.read_text()[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return

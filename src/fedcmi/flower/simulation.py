@@ -12,6 +12,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedcmi.config import Config
 from fedcmi.data import default_cache_dir
 from fedcmi.engine.run_folder import RoundRecord, Summary
+from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.app import client_app, serve
 
 
@@ -36,7 +37,7 @@ def run_flower_simulations(
     from flwr.simulation import run_simulation
 
     if len({c.federation.num_clients for c in cfgs}) != 1:
-        raise ValueError("runs in one simulation need the same federation.num_clients")
+        raise InputError("runs in one simulation need the same federation.num_clients")
     data_dir = str(default_cache_dir())
     server = ServerApp()
     summaries: list[Summary] = []
@@ -57,5 +58,5 @@ def run_flower_simulations(
         },
     )
     if len(summaries) != len(cfgs):
-        raise RuntimeError("the Flower simulation ended before every run finished (see its log)")
+        raise RunFailure("the Flower simulation ended before every run finished (see its log)")
     return summaries

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from fedcmi.config import ModelConfig
 from fedcmi.data.base import MultimodalData
+from fedcmi.errors import InputError
 from fedcmi.registry import ENCODERS
 
 MODALITY_SETS = ("av", "a", "v")
@@ -66,7 +67,7 @@ def build_encoders(data: MultimodalData, cfg: ModelConfig) -> tuple[nn.Module, n
         try:
             encoder = factory(data.shapes[i], cfg.feature_dim, **options)
         except TypeError as exc:
-            raise ValueError(
+            raise InputError(
                 f"model.options_{side} = {options}: not accepted by encoder {names[i]!r} ({exc})"
             ) from None
         encoder.register_forward_pre_hook(upcast_half_input)

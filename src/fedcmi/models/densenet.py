@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fedcmi.errors import InputError
 from fedcmi.models.resnet import IMAGENET_MEAN, IMAGENET_STD, match_memory_format
 
 
@@ -78,7 +79,7 @@ def load_pretrained(trunk: DenseNet121Trunk, path: str | Path) -> None:
     state = {k: v for k, v in state.items() if k.startswith("features.")}
     missing, unexpected = trunk.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: not a DenseNet-121 state dict (missing {missing[:3]})")
+        raise InputError(f"{path}: not a DenseNet-121 state dict (missing {missing[:3]})")
 
 
 class ImageInput(nn.Module):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from fedcmi.errors import InputError
 from fedcmi.registry import ENCODERS
 
 EncoderFactory = Callable[..., nn.Module]  # (input shape, feature_dim, **options)
@@ -102,14 +103,14 @@ class MLPEncoder(nn.Module):
 @ENCODERS.register("conv1d-audio")
 def conv1d_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
     if len(shape) != 2:
-        raise ValueError(f"conv1d-audio expects (mel_bands, frames) inputs, got shape {shape}")
+        raise InputError(f"conv1d-audio expects (mel_bands, frames) inputs, got shape {shape}")
     return TemporalConvAudio(shape[0], feature_dim)
 
 
 @ENCODERS.register("cnn-image")
 def cnn_image(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
     if len(shape) != 3:
-        raise ValueError(f"cnn-image expects (channels, height, width) inputs, got shape {shape}")
+        raise InputError(f"cnn-image expects (channels, height, width) inputs, got shape {shape}")
     return SmallCNN(shape, feature_dim)
 
 
@@ -125,7 +126,7 @@ def resnet18_audio(shape: tuple[int, ...], feature_dim: int, pretrained: str = "
     from fedcmi.models.resnet import SpectrogramResNet, load_pretrained
 
     if len(shape) != 2:
-        raise ValueError(f"resnet18-audio expects (freq, time) inputs, got shape {shape}")
+        raise InputError(f"resnet18-audio expects (freq, time) inputs, got shape {shape}")
     encoder = SpectrogramResNet(feature_dim)
     if pretrained:
         load_pretrained(encoder.trunk, pretrained)
@@ -147,7 +148,7 @@ def resnet18_frames(shape: tuple[int, ...], feature_dim: int, pretrained: str = 
 
         return nn.Sequential(FrameInput(crop=min(shape[1], 224)), encoder)
     if len(shape) != 4 or shape[1] != 3:
-        raise ValueError(
+        raise InputError(
             f"resnet18-frames expects (frames, 3, H, W) or uint8 (frames, S, S, 3), got {shape}"
         )
     return encoder
@@ -162,7 +163,7 @@ def densenet121_image(
     from fedcmi.models.densenet import DenseNetImage
 
     if len(shape) != 3 or shape[-1] != 3:
-        raise ValueError(f"densenet121-image expects uint8 (S, S, 3) images, got shape {shape}")
+        raise InputError(f"densenet121-image expects uint8 (S, S, 3) images, got shape {shape}")
     return DenseNetImage(shape[0], feature_dim, crop, pretrained)
 
 
@@ -173,5 +174,5 @@ def bert_text(shape: tuple[int, ...], feature_dim: int, **options) -> nn.Module:
     from fedcmi.models.text import BertText
 
     if len(shape) != 1:
-        raise ValueError(f"bert-text expects token ids (length,), got shape {shape}")
+        raise InputError(f"bert-text expects token ids (length,), got shape {shape}")
     return BertText(feature_dim, max_length=shape[0], **options)

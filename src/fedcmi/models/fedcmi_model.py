@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from fedcmi.errors import InputError
 from fedcmi.models.base import MultimodalModel
 
 
@@ -24,7 +25,7 @@ def make_projector(kind: str, dim: int) -> nn.Module:
         return nn.Sequential(
             nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim)
         )
-    raise ValueError(f"model.projector = {kind!r}: expected 'linear' or 'mlp'")
+    raise InputError(f"model.projector = {kind!r}: expected 'linear' or 'mlp'")
 
 
 class FedCMIModel(MultimodalModel):

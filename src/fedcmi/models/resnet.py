@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fedcmi.errors import InputError
+
 
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
@@ -91,7 +93,7 @@ def load_pretrained(trunk: ResNet18Trunk, path: str | Path) -> None:
         state["conv1.weight"] = conv.mean(1, keepdim=True).repeat(1, trunk.conv1.in_channels, 1, 1)
     missing, unexpected = trunk.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"{path}: not a ResNet-18 state dict "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
         )

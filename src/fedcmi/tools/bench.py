@@ -12,6 +12,7 @@ from typing import Any
 
 from fedcmi.config import Config, FaultsConfig, load_config
 from fedcmi.engine.run_folder import RunFolder, Summary
+from fedcmi.errors import RunFailure
 
 DEFAULT_WORKLOAD = [
     "data.name=synthetic",
@@ -63,7 +64,7 @@ def _bench_deployment(cfg: Config, work: Path) -> dict[str, Any]:
     with tls_deployment(work, cfg.federation.num_clients, certs, work / "cache") as (env, conn):
         result = flwr_run(env, conn, config, out, timeout=1800)
     if result.returncode != 0:
-        raise RuntimeError(f"flwr run failed: {result.stderr[-2000:]}")
+        raise RunFailure(f"flwr run failed: {result.stderr[-2000:]}")
     return _row(RunFolder(out).summary(), time.perf_counter() - started)
 
 

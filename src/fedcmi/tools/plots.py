@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 
 from fedcmi.core.protocol import ACCURACIES  # noqa: E402
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, Summary  # noqa: E402
+from fedcmi.errors import InputError
 
 CURVE_METRICS = tuple(m for m in ACCURACIES if m != "acc_av")
 
@@ -42,7 +43,7 @@ def load_run(path: str | Path) -> Run:
     folder = RunFolder(path)
     records = folder.records()
     if not records:
-        raise ValueError(f"{folder.metrics_file} holds no rounds yet")
+        raise InputError(f"{folder.metrics_file} holds no rounds yet")
     summary = folder.summary() if folder.is_finished() else None
     label = folder.path.name if summary is None else f"{summary.algorithm} (seed {summary.seed})"
     classes = folder.manifest()["dataset"]["classes"]

@@ -44,6 +44,7 @@ from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_t
 from fedcmi.core.files import atomic_write
 from fedcmi.core.protocol import ACCURACIES, PROBES
 from fedcmi.engine.run_folder import RunFolder, Summary
+from fedcmi.errors import RunFailure
 
 # Primary figures: test metrics averaged over the last eval.last_rounds rounds.
 METRICS = ACCURACIES
@@ -63,7 +64,7 @@ RESULT_COLUMNS = (
 VARIANT_AXIS = "variant"
 
 
-class SweepError(RuntimeError):
+class SweepError(RunFailure):
     """Some cells failed; the others finished and are in results.csv."""
 
 

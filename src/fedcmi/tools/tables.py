@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedcmi.errors import InputError
 from fedcmi.tools.sweep import RESULT_COLUMNS
 
 DEFAULT_METRICS = ("acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v", "best_acc")
@@ -59,7 +60,7 @@ def read_results(path: str | Path) -> tuple[list[dict[str, str]], list[str]]:
         header = reader.fieldnames or []
         rows = list(reader)
     if RESULT_COLUMNS[0] not in header:
-        raise ValueError(f"{path}: no {RESULT_COLUMNS[0]!r} column; is this a sweep's results.csv?")
+        raise InputError(f"{path}: no {RESULT_COLUMNS[0]!r} column; is this a sweep's results.csv?")
     return rows, header[: header.index(RESULT_COLUMNS[0])]
 
 
@@ -119,7 +120,7 @@ def render(groups: list[Group], by: list[str], metrics: list[str], fmt: str) -> 
 def layout(header: list[str], body: list[list], fmt: str, label_columns: int) -> str:
     """A markdown, HTML or LaTeX table; a ``(text, True)`` cell is marked (bold)."""
     if fmt not in ("markdown", "html", "latex"):
-        raise ValueError(f"--format {fmt!r}: expected markdown, latex, html or csv")
+        raise InputError(f"--format {fmt!r}: expected markdown, latex, html or csv")
     bold = {"markdown": "**{}**", "latex": "\\textbf{{{}}}", "html": "<b>{}</b>"}[fmt]
 
     def text(cell) -> str:
@@ -202,10 +203,10 @@ def paired_groups(
 ) -> list[tuple[tuple[str, ...], dict[str, Paired | None]]]:
     """For every (method, setting) but the baseline's: each metric's paired difference."""
     if "seed" not in rows[0]:
-        raise ValueError("--baseline pairs runs by seed: results.csv has no 'seed' column")
+        raise InputError("--baseline pairs runs by seed: results.csv has no 'seed' column")
     method, setting = by[0], by[1:]
     if baseline not in {r[method] for r in rows}:
-        raise ValueError(f"--baseline {baseline!r}: no runs of that {method} in the results")
+        raise InputError(f"--baseline {baseline!r}: no runs of that {method} in the results")
     base = {(tuple(r[c] for c in setting), r["seed"]): r for r in rows if r[method] == baseline}
     buckets: dict[tuple[str, ...], list[tuple[dict[str, str], dict[str, str]]]] = defaultdict(list)
     for row in rows:
@@ -282,7 +283,7 @@ def make_table(
     by = by or [a for a in axes if a != "seed"]
     unknown = [c for c in by if c not in axes]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"--by {', '.join(unknown)}: not a column of {path} (axes: {', '.join(axes)})"
         )
     metrics = metrics or list(DEFAULT_METRICS)

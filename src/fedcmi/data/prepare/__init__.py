@@ -13,6 +13,7 @@ from typing import Any
 
 from fedcmi.config import build_dataclass
 from fedcmi.data.prepare.cache import CacheSpec, Preparer, build_cache
+from fedcmi.errors import InputError
 from fedcmi.registry import PREPARERS
 
 
@@ -27,7 +28,7 @@ def prepare(
 ) -> dict[str, Any]:
     """Index ``src`` and build the cache of dataset ``name`` in ``out``; returns its manifest."""
     if name not in PREPARERS:
-        raise ValueError(f"cannot prepare {name!r}; preparable: {', '.join(PREPARERS.names())}")
+        raise InputError(f"cannot prepare {name!r}; preparable: {', '.join(PREPARERS.names())}")
     preparer: Preparer = PREPARERS.get(name)
     params = build_dataclass(preparer.params, overrides or {}, "prepare")
     src = Path(src)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedcmi.data.prepare.cache import Preparer
+from fedcmi.errors import InputError
 from fedcmi.registry import PREPARERS
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
@@ -41,12 +42,12 @@ def read_events(path: str | Path) -> tuple[list[Event], list[Skip]]:
             continue
         fields = line.split("&")
         if len(fields) != 5:
-            raise ValueError(f"{path}:{lineno}: expected 5 '&'-separated fields, got {len(fields)}")
+            raise InputError(f"{path}:{lineno}: expected 5 '&'-separated fields, got {len(fields)}")
         category, video_id, quality, start, end = fields
         try:
             event = Event(category, video_id, quality, float(start), float(end))
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{lineno}: start/end {start!r}/{end!r} are not numbers"
             ) from None
         where = f"{path.name}:{lineno} {video_id}"
@@ -93,7 +94,7 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
     src = Path(src)
     annotations = src / "Annotations.txt"
     if not annotations.is_file():
-        raise ValueError(f"{annotations}: not found (is --src the AVE dataset folder?)")
+        raise InputError(f"{annotations}: not found (is --src the AVE dataset folder?)")
     all_events, skipped_rows = read_events(annotations)
     classes = class_names(all_events)
     skipped = [{"path": s.path, "reason": s.reason} for s in skipped_rows]
@@ -139,7 +140,7 @@ def prepare_clip(job) -> dict:
     audio = audio_track(s["path"], SAMPLE_RATE)
     event = audio[int(s["start"] * SAMPLE_RATE) : int(s["end"] * SAMPLE_RATE)]
     if len(event) == 0:
-        raise ValueError(f"{s['path']}: no audio inside the event [{s['start']}, {s['end']}]")
+        raise InputError(f"{s['path']}: no audio inside the event [{s['start']}, {s['end']}]")
     frames = frames_per_second(s["path"], s["size"], s["start"], s["end"], minimum=s["frames"])
     return {"audio": pmr_spectrogram(event, s["seconds"]), "frames": frames[: s["frames"]]}
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from fedcmi.core.files import write_json
+from fedcmi.errors import InputError
 
 CACHE_FORMAT = 1
 CHUNK = 32
@@ -90,7 +91,7 @@ class CacheSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(InputError):
     """An existing cache was built by another version or with other parameters."""
 
 
@@ -194,7 +195,7 @@ def _safe(worker: Callable[[ClipJob], dict[str, np.ndarray]], job: ClipJob) -> t
 
 def _fit(value: np.ndarray, spec: ArraySpec, job: ClipJob) -> np.ndarray:
     if tuple(value.shape) != spec.shape:
-        raise ValueError(f"{job.key}: worker returned shape {value.shape}, expected {spec.shape}")
+        raise InputError(f"{job.key}: worker returned shape {value.shape}, expected {spec.shape}")
     return value.astype(spec.dtype, copy=False)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fedcmi.data.prepare.cache import Preparer
+from fedcmi.errors import InputError
 from fedcmi.registry import PREPARERS
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -36,7 +37,7 @@ class ClipId:
 def parse_clip_id(name: str) -> ClipId:
     parts = Path(name).stem.split("_")
     if len(parts) != 4 or parts[2] not in EMOTIONS:
-        raise ValueError(f"{name!r} is not a CREMA-D clip id (Actor_Sentence_Emotion_Level)")
+        raise InputError(f"{name!r} is not a CREMA-D clip id (Actor_Sentence_Emotion_Level)")
     return ClipId(*parts)
 
 
@@ -56,15 +57,15 @@ def read_split_file(path: str | Path) -> list[tuple[str, int]]:
         try:
             clip = parse_clip_id(fields[0])
         except ValueError as exc:
-            raise ValueError(f"{path}:{lineno}: {exc}") from None
+            raise InputError(f"{path}:{lineno}: {exc}") from None
         if len(fields) > 1 and fields[1] and fields[1] != clip.emotion:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{lineno}: label {fields[1]!r} disagrees with the id's emotion "
                 f"{clip.emotion!r}"
             )
         rows.append((clip.name, EMOTIONS.index(clip.emotion)))
     if not rows:
-        raise ValueError(f"{path}: no clips listed")
+        raise InputError(f"{path}: no clips listed")
     return rows
 
 
@@ -157,7 +158,7 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
     src = Path(src)
     if p.split == "file":
         if not p.train_file or not p.test_file:
-            raise ValueError("split = 'file' needs train_file and test_file")
+            raise InputError("split = 'file' needs train_file and test_file")
         listed = [(k, "train") for k, _ in read_split_file(p.train_file)]
         listed += [(k, "test") for k, _ in read_split_file(p.test_file)]
     else:
@@ -165,7 +166,7 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
             f.stem for f in (src / "VideoFlash").glob("*.flv")
         }
         if not names:
-            raise ValueError(f"{src}: no AudioWAV/*.wav or VideoFlash/*.flv found")
+            raise InputError(f"{src}: no AudioWAV/*.wav or VideoFlash/*.flv found")
         listed = [(k, "") for k in sorted(names)]
     votes = (
         read_vote_labels(src / "processedResults" / "summaryTable.csv")
@@ -198,7 +199,7 @@ def _assign_splits(jobs: list, p: PrepareParams) -> None:
             [parse_clip_id(j.key).actor for j in jobs], p.test_fraction, p.seed
         )
     else:
-        raise ValueError(f"split = {p.split!r}: expected 'stratified', 'speaker' or 'file'")
+        raise InputError(f"split = {p.split!r}: expected 'stratified', 'speaker' or 'file'")
     test_set = set(test.tolist())
     for i, job in enumerate(jobs):
         job.split = "test" if i in test_set else "train"

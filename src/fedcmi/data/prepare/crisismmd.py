@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fedcmi.data.prepare.cache import Preparer
+from fedcmi.errors import InputError
 from fedcmi.registry import PREPARERS
 
 TASKS = ("informative", "humanitarian", "damage")
@@ -43,7 +44,7 @@ class Pair:
 
 def task_file(root: str | Path, task: str, split: str) -> Path:
     if task not in TASKS or split not in SPLITS:
-        raise ValueError(f"task {task!r} / split {split!r}: expected one of {TASKS} / {SPLITS}")
+        raise InputError(f"task {task!r} / split {split!r}: expected one of {TASKS} / {SPLITS}")
     return Path(root) / "crisismmd_datasplit_all" / f"task_{task}_text_img_{split}.tsv"
 
 
@@ -61,7 +62,7 @@ def read_pairs(
             reader.fieldnames or []
         )
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         pairs = []
         for row in reader:
             if consistent_only and row.get("label_text") != row.get("label_image"):
@@ -119,11 +120,11 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
     from fedcmi.data.prepare.cache import ClipJob
 
     if not p.tokenizer:
-        raise ValueError(
+        raise InputError(
             "crisismmd needs --set tokenizer=PATH (a local BERT tokenizer or vocab.txt)"
         )
     if p.humanitarian_classes not in (6, 8):
-        raise ValueError(f"humanitarian_classes = {p.humanitarian_classes}: expected 6 or 8")
+        raise InputError(f"humanitarian_classes = {p.humanitarian_classes}: expected 6 or 8")
     merge = p.task == "humanitarian" and p.humanitarian_classes == 6
     src = Path(src)
     pairs = {
@@ -173,7 +174,7 @@ def square_image(path: str | Path, size: int) -> np.ndarray:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: cannot read image ({exc})") from None
+        raise InputError(f"{path}: cannot read image ({exc})") from None
     side = max(rgb.size)
     canvas = Image.new("RGB", (side, side))
     canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))

@@ -6,18 +6,20 @@ from pathlib import Path
 
 import numpy as np
 
+from fedcmi.errors import InputError
+
 
 def _open(path: Path):
     import av
 
     if not path.is_file():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: empty file")
+        raise InputError(f"{path}: empty file")
     try:
         return av.open(str(path))
     except av.error.FFmpegError as exc:
-        raise ValueError(f"{path}: cannot decode ({exc})") from None
+        raise InputError(f"{path}: cannot decode ({exc})") from None
 
 
 def frames_per_second(
@@ -40,7 +42,7 @@ def frames_per_second(
             if start <= float(frame.time or 0.0) and (end is None or float(frame.time or 0.0) < end)
         ]
         if not decoded:
-            raise ValueError(f"{path}: no video frames in [{start}, {end})")
+            raise InputError(f"{path}: no video frames in [{start}, {end})")
         firsts: dict[int, int] = {}
         for i, frame in enumerate(decoded):
             firsts.setdefault(int(float(frame.time or 0.0) - start), i)
@@ -51,7 +53,7 @@ def frames_per_second(
             [decoded[i].to_ndarray(width=size, height=size, format="rgb24") for i in chosen]
         )
     except (av.error.FFmpegError, IndexError) as exc:
-        raise ValueError(f"{path}: cannot decode video ({exc})") from None
+        raise InputError(f"{path}: cannot decode video ({exc})") from None
     finally:
         container.close()
 
@@ -64,7 +66,7 @@ def audio_track(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:
     container = _open(path)
     try:
         if not container.streams.audio:
-            raise ValueError(f"{path}: no audio stream")
+            raise InputError(f"{path}: no audio stream")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = []
         for frame in container.decode(container.streams.audio[0]):
@@ -73,11 +75,11 @@ def audio_track(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
     except av.error.FFmpegError as exc:
-        raise ValueError(f"{path}: cannot decode audio ({exc})") from None
+        raise InputError(f"{path}: cannot decode audio ({exc})") from None
     finally:
         container.close()
     if not chunks:
-        raise ValueError(f"{path}: empty audio stream")
+        raise InputError(f"{path}: empty audio stream")
     return np.concatenate(chunks).astype(np.float32)
 
 
@@ -87,7 +89,7 @@ def frames_from_folder(folder: str | Path, size: int, count: int) -> np.ndarray:
 
     files = sorted(Path(folder).glob("*.jpg"))
     if not files:
-        raise ValueError(f"{folder}: no .jpg frames")
+        raise InputError(f"{folder}: no .jpg frames")
     picks = (
         files
         if len(files) >= count
@@ -99,5 +101,5 @@ def frames_from_folder(folder: str | Path, size: int, count: int) -> np.ndarray:
             with Image.open(path) as image:
                 frames.append(np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR)))
         except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"{path}: cannot read image ({exc})") from None
+            raise InputError(f"{path}: cannot read image ({exc})") from None
     return np.stack(frames)

@@ -10,6 +10,8 @@ import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly, spectrogram
 
+from fedcmi.errors import InputError
+
 SAMPLE_RATE = 16_000
 NPERSEG = 512
 NOVERLAP = 353
@@ -22,9 +24,9 @@ def load_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             warnings.simplefilter("error", wavfile.WavFileWarning)  # a broken chunk: corrupt
             rate, data = wavfile.read(path)
     except (ValueError, OSError, wavfile.WavFileWarning) as exc:
-        raise ValueError(f"{path}: cannot read WAV: {exc}") from None
+        raise InputError(f"{path}: cannot read WAV: {exc}") from None
     if data.size == 0:
-        raise ValueError(f"{path}: WAV holds no samples")
+        raise InputError(f"{path}: WAV holds no samples")
     if np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
     data = data.astype(np.float32)
@@ -39,7 +41,7 @@ def load_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def tile_to(samples: np.ndarray, length: int) -> np.ndarray:
     """Repeat a clip until it is ``length`` samples long, then cut it there."""
     if len(samples) == 0:
-        raise ValueError("cannot tile an empty clip")
+        raise InputError("cannot tile an empty clip")
     reps = -(-length // len(samples))
     return np.tile(samples, reps)[:length]
 
