@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.engine == "flower":
         try:
-            from fedcmi.flower.simulation import run_flower_simulation as run_experiment  # noqa: F811
+            from fedcmi.flower.simulation import run_flower_simulation
         except ImportError:
             raise CLIError("--engine flower needs Flower: pip install 'fedcmi[flower]'") from None
     if args.resume:
@@ -66,11 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     verb = "resuming" if args.resume else "run"
     print(f"fedcmi {verb}: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds -> {out}")
     bar = None if args.quiet else _progress(cfg.rounds)
-    kwargs = {"resume": True} if args.resume else {}
+    on_round = None if bar is None else bar.update_round
     try:
-        summary = run_experiment(
-            cfg, out, on_round=None if bar is None else bar.update_round, **kwargs
-        )
+        if args.engine == "flower":
+            summary = run_flower_simulation(cfg, out, on_round)
+        else:
+            summary = run_experiment(cfg, out, on_round, resume=bool(args.resume))
     except RunInterrupted as exc:
         print(f"fedcmi: {exc}", file=sys.stderr)
         return 130
@@ -86,7 +87,7 @@ class _progress:
 
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds
-        self.bar = None  # opened at the first round, so set-up time does not skew the rate
+        self.bar: Any = None  # opened at the first round, so set-up time does not skew the rate
 
     def update_round(self, record: RoundRecord) -> None:
         if self.bar is None:

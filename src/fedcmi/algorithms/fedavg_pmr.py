@@ -35,7 +35,7 @@ from torch import Tensor
 
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.core.dominance import dominance_ratio
-from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
+from fedcmi.core.training import Batch, ClientData, RoundContext, present, timed, train_local
 from fedcmi.models import LateFusionModel
 from fedcmi.registry import ALGORITHMS
 
@@ -69,8 +69,8 @@ def local_prototypes(
     feats: dict[str, list[Tensor]] = {"a": [], "v": []}
     for start in range(0, len(client), batch_size):
         sl = slice(start, start + batch_size)
-        feats["a"].append(model.enc_a(client.x_a[sl]))
-        feats["v"].append(model.enc_v(client.x_v[sl]))
+        feats["a"].append(model.enc_a(present(client.x_a)[sl]))
+        feats["v"].append(model.enc_v(present(client.x_v)[sl]))
     return {m: class_prototypes(torch.cat(f), client.y, num_classes) for m, f in feats.items()}
 
 

@@ -33,7 +33,7 @@ from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
 from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
-from fedcmi.core.training import Batch, ClientData, RoundContext, timed, train_local
+from fedcmi.core.training import Batch, ClientData, RoundContext, present, timed, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
@@ -171,14 +171,14 @@ class FedCMI(Algorithm):
         use_cmi = ctx.round >= p.warmup_rounds and p.lambda2 > 0
         teacher = self.teacher(model, global_state) if use_cmi else None
         with timed(ctx, "forward"):  # the teacher's pass over the client's data
-            temps = self.round_temperatures(teacher, client, ctx) if use_cmi else None
+            temps = None if teacher is None else self.round_temperatures(teacher, client, ctx)
         a_dominant = torch.zeros((), device=client.y.device)
         batches = 0
 
         def loss_fn(batch: Batch) -> Tensor:
             nonlocal a_dominant, batches
-            aa, av = model.project_a(batch.x_a)
-            vv, va = model.project_v(batch.x_v)
+            aa, av = model.project_a(present(batch.x_a))
+            vv, va = model.project_v(present(batch.x_v))
             z_a, z_v = model.head_a(aa), model.head_v(vv)
             loss = F.cross_entropy(model.fuse(aa, vv), batch.y) + p.lambda1 * (
                 F.cross_entropy(z_a, batch.y) + F.cross_entropy(z_v, batch.y)
@@ -188,11 +188,11 @@ class FedCMI(Algorithm):
             batches += 1
             if use_cmi:
                 loss = loss + p.lambda2 * self._cmi_term(
-                    model, teacher, batch, a_dom, (z_a, z_v), (av, va), temps
+                    model, teacher, batch, a_dom, (z_a, z_v), (av, va), present(temps)
                 )
             return loss
 
-        stats = train_local(model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu)
+        stats: dict[str, Any] = train_local(model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu)
         stats["a_dominant_frac"] = float(a_dominant) / max(batches, 1)
         if temps is not None:
             stats["temperatures"] = [round(float(t), 6) for t in temps]
@@ -211,7 +211,7 @@ class FedCMI(Algorithm):
         # Branch on a tensor condition: one host sync per batch, needed to pick the
         # teacher branch to run (running both would double the teacher's cost).
         strong, weak = ("a", "v") if bool(a_dom) else ("v", "a")
-        x_strong = batch.x_a if strong == "a" else batch.x_v
+        x_strong = present(batch.x_a if strong == "a" else batch.x_v)
         if self.params.teacher == "global":
             assert teacher is not None
             with torch.no_grad():
@@ -231,6 +231,10 @@ class FedCMI(Algorithm):
         if self.params.temperature == "uniform":
             return torch.ones(ctx.num_classes, device=client.y.device)
         p_a, p_v = true_class_probabilities(
-            teacher, client.x_a, client.x_v, client.y, batch_size=max(256, ctx.train.batch_size)
+            teacher,
+            present(client.x_a),
+            present(client.x_v),
+            client.y,
+            batch_size=max(256, ctx.train.batch_size),
         )
         return class_wise_temperatures(p_a, p_v, client.y, ctx.num_classes, self.params.beta)

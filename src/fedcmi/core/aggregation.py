@@ -69,9 +69,8 @@ def clip_updates(
             ]
             if not keys:
                 continue
-            norm = torch.sqrt(
-                sum(((u.state[k] - global_state[k]).double() ** 2).sum() for k in keys)
-            )
+            squares = [((u.state[k] - global_state[k]).double() ** 2).sum() for k in keys]
+            norm = torch.sqrt(torch.stack(squares).sum())
             scale = min(1.0, clip_norm / float(norm)) if float(norm) > 0 else 1.0
             for k in keys:
                 state[k] = global_state[k] + scale * (u.state[k] - global_state[k])

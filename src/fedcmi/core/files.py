@@ -14,7 +14,7 @@ from typing import IO, Any
 
 
 def atomic_write(
-    path: Path, write: Callable[[IO[Any]], None], binary: bool = False, fsync: bool = False
+    path: Path, write: Callable[[IO[Any]], object], binary: bool = False, fsync: bool = False
 ) -> Path:
     """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it
     over ``path`` (``fsync``: flush to disk first, for files that must survive a crash)."""

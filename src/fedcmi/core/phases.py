@@ -59,8 +59,8 @@ class PhaseLog:
         else:
             origin = self._origin
 
-            def offset(stamp: Any) -> float:
-                return stamp - origin
+            def offset(event: Any) -> float:
+                return float(event - origin)
 
         with self._lock:
             spans = list(self._spans)

@@ -13,6 +13,14 @@ from fedcmi.config import TrainConfig
 from fedcmi.core.phases import PhaseLog, logged
 
 
+def present(x: Tensor | None) -> Tensor:
+    """A modality's tensor where the client's or batch's modalities guarantee it; None
+    there is a bug, not a user error."""
+    if x is None:
+        raise ValueError("a modality this code path needs is missing")
+    return x
+
+
 @dataclass
 class ClientData:
     """One client's local training data, already on the training device.
@@ -114,7 +122,7 @@ def add_proximal_gradient(
     pairs = [(p, g) for p, g in zip(params, global_params) if p.grad is not None]
     if not pairs:
         return
-    grads = [p.grad for p, _ in pairs]
+    grads = [p.grad for p, _ in pairs if p.grad is not None]
     diffs = torch._foreach_sub([p.detach() for p, _ in pairs], [g for _, g in pairs])
     torch._foreach_add_(grads, diffs, alpha=mu)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from fedcmi.config import Config
 from fedcmi.core.aggregation import State
@@ -47,9 +46,10 @@ def evaluate(
         key: float((value.argmax(1) == y).double().mean()) for key, value in logits.items()
     }
     out["per_class_acc"] = per_class_accuracy(logits["acc"].argmax(1), y, num_classes)
-    nonfinite = sum(~torch.isfinite(value).all(1) for value in logits.values())
-    if int(torch.count_nonzero(nonfinite)):  # such rows count as class 0: say so
-        out["nonfinite_outputs"] = int(torch.count_nonzero(nonfinite))
+    finite = torch.stack([torch.isfinite(value).all(1) for value in logits.values()])
+    nonfinite = int((~finite.all(0)).sum())
+    if nonfinite:  # such rows count as class 0: say so
+        out["nonfinite_outputs"] = nonfinite
     if model.imbalance_keys is None:  # a single-modality model has no ratio
         return out
     key_a, key_v = model.imbalance_keys
@@ -62,7 +62,9 @@ def evaluate(
 class Evaluator:
     """Central evaluation of a global state on the val and test splits."""
 
-    def __init__(self, cfg: Config, data: MultimodalData, model: nn.Module, device: torch.device):
+    def __init__(
+        self, cfg: Config, data: MultimodalData, model: MultimodalModel, device: torch.device
+    ) -> None:
         self.batch_size = cfg.eval.batch_size
         self.num_classes = data.num_classes
         self.model = model

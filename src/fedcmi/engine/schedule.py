@@ -48,7 +48,8 @@ def seed_client_rngs(
         for module in model.modules():
             if hasattr(module, "generator"):
                 device = next(model.parameters()).device
-                module.generator = torch.Generator(device=device).manual_seed(aug_seed)
+                generator_of_module = torch.Generator(device=device).manual_seed(aug_seed)
+                module.generator = generator_of_module  # type: ignore[assignment]
     return generator
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -52,13 +53,14 @@ def autocast_factory(
 # Distinct graphs one compiled encoder needs: {training, teacher, temperatures, evaluation}
 # (grad mode x autocast) x {first batch size, dynamic batch size}, with headroom. Past
 # dynamo's limit (8 by default) a function silently falls back to eager.
+M = TypeVar("M", bound=nn.Module)
 RECOMPILE_LIMIT = 32
 
 
-def prepare_model(model: nn.Module, cfg: EngineConfig) -> nn.Module:
+def prepare_model(model: M, cfg: EngineConfig) -> M:
     """Apply channels_last and compilation in place (parameter names stay the same)."""
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if cfg.compile:
         raise_recompile_limit()
         for name in ("enc_a", "enc_v"):

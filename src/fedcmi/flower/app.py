@@ -28,6 +28,7 @@ from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.common import (
     config_from_toml,
     from_record,
+    scalar,
     to_record,
     workspace,
 )
@@ -41,20 +42,20 @@ NODE_WAIT_SECONDS = 300
 @client_app.query()
 def query(msg: Message, context: Context) -> Message:
     """Tell the server which partition (client id) this node holds."""
-    pid = int(context.node_config["partition-id"])
+    pid = int(scalar(context.node_config, "partition-id"))
     return Message(RecordDict({"node": ConfigRecord({"partition-id": pid})}), reply_to=msg)
 
 
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
-    config = msg.content["config"]
-    pid = int(context.node_config["partition-id"])
-    cid, round_idx = int(config["cid"]), int(config["round"])
+    config = msg.content.config_records["config"]
+    pid = int(scalar(context.node_config, "partition-id"))
+    cid, round_idx = int(scalar(config, "cid")), int(scalar(config, "round"))
     if cid != pid:
         raise InputError(f"node holds partition {pid} but was asked to train client {cid}")
     data_dir = context.node_config.get("data-dir") or config.get("data-dir")
     ws = workspace(str(config["config-toml"]), str(data_dir) if data_dir else None)
-    n_parts = int(context.node_config.get("num-partitions", ws.cfg.federation.num_clients))
+    n_parts = int(scalar(context.node_config, "num-partitions", ws.cfg.federation.num_clients))
     if n_parts != ws.cfg.federation.num_clients:
         raise InputError(
             f"num-partitions = {n_parts} but federation.num_clients = "
@@ -67,8 +68,8 @@ def train(msg: Message, context: Context) -> Message:
         pid,
         ws.device,
     )
-    global_state = from_record(msg.content["arrays"], ws.device)
-    attempt = int(config.get("attempt", 0))
+    global_state = from_record(msg.content.array_records["arrays"], ws.device)
+    attempt = int(scalar(config, "attempt", 0))
     result = train_client(
         ws.cfg,
         pid,
@@ -78,9 +79,9 @@ def train(msg: Message, context: Context) -> Message:
         sleep_when_slow=True,
     )
     update, logs = result.update, result.logs
-    done = context.state.get("fedcmi")  # per-client persistent state across rounds
-    rounds_trained = int(done["rounds-trained"]) + 1 if done is not None else 1
-    context.state["fedcmi"] = MetricRecord(
+    done = context.state.metric_records.get("fedcmi")  # per-client state across rounds
+    rounds_trained = int(scalar(done, "rounds-trained")) + 1 if done is not None else 1
+    context.state.metric_records["fedcmi"] = MetricRecord(
         {"rounds-trained": rounds_trained, "last-round": round_idx}
     )
     content = RecordDict(
@@ -122,7 +123,7 @@ def discover_nodes(
     for reply in grid.send_and_receive(queries, timeout=timeout):
         if reply.has_error():
             raise RunFailure(f"node {reply.metadata.src_node_id} failed the query: {reply.error}")
-        pid = int(reply.content["node"]["partition-id"])
+        pid = int(scalar(reply.content.config_records["node"], "partition-id"))
         if pid in node_of:
             raise RunFailure(f"two nodes claim partition-id {pid}")
         node_of[pid] = reply.metadata.src_node_id

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord
@@ -15,6 +17,7 @@ from fedcmi.data.base import MultimodalData
 from fedcmi.engine.embedded import ClientTrainer, select_device
 from fedcmi.engine.federation import Federation, build_federation
 from fedcmi.engine.speed import configure_torch
+from fedcmi.errors import InputError
 
 try:
     import tomllib
@@ -24,6 +27,17 @@ except ModuleNotFoundError:  # Python 3.10
 
 def config_from_toml(text: str) -> Config:
     return config_from_dict(tomllib.loads(text))
+
+
+Scalar = int | float | str | bool
+
+
+def scalar(record: Mapping[str, Any], key: str, default: Scalar | None = None) -> Scalar:
+    """A scalar value of a Flower config or metric record (or a node/run config)."""
+    value = record.get(key, default)
+    if not isinstance(value, (int, float, str, bool)):
+        raise InputError(f"{key} = {value!r}: expected a number or a string")
+    return value
 
 
 def to_record(state: dict[str, torch.Tensor]) -> ArrayRecord:

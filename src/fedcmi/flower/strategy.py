@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -31,7 +32,7 @@ from fedcmi.engine.rounds import (
     round_record,
 )
 from fedcmi.engine.run_folder import RoundRecord, RunWriter
-from fedcmi.flower.common import Workspace, from_record, to_record
+from fedcmi.flower.common import Workspace, from_record, scalar, to_record
 
 
 class FedCMIStrategy(Strategy):
@@ -121,12 +122,15 @@ class FedCMIStrategy(Strategy):
         return outcomes
 
     def _result(self, reply: Message) -> ClientResult:
-        info, metrics = reply.content["info"], reply.content["metrics"]
-        state = from_record(reply.content["arrays"], self.ws.device)
-        n = int(metrics["num-examples"])
-        update = ClientUpdate(int(info["cid"]), str(info["modalities"]), n, state)
-        logs = json.loads(str(info["logs"]))
-        return ClientResult(update, logs, float(metrics["seconds"]), bool(info["slow"]))
+        info = reply.content.config_records["info"]
+        metrics = reply.content.metric_records["metrics"]
+        state = from_record(reply.content.array_records["arrays"], self.ws.device)
+        n = int(scalar(metrics, "num-examples"))
+        cid, modalities = int(scalar(info, "cid")), str(scalar(info, "modalities"))
+        update = ClientUpdate(cid, modalities, n, state)
+        logs = json.loads(str(scalar(info, "logs")))
+        seconds = float(scalar(metrics, "seconds"))
+        return ClientResult(update, logs, seconds, bool(scalar(info, "slow")))
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -146,7 +150,7 @@ class FedCMIStrategy(Strategy):
         self.writer.record(record)
         if self.on_round is not None:
             self.on_round(record)
-        scalars = {
+        scalars: dict[str, Any] = {
             f"{split}-{k}": v
             for split in ("val", "test")
             for k, v in evaluation[split].items()

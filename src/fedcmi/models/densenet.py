@@ -67,7 +67,8 @@ class DenseNet121Trunk(nn.Module):
         self.out_channels = c
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.features(match_memory_format(x, self.features.conv0.weight)))
+        conv0: nn.Conv2d = self.features.conv0  # type: ignore[assignment]
+        return F.relu(self.features(match_memory_format(x, conv0.weight)))
 
 
 def load_pretrained(trunk: DenseNet121Trunk, path: str | Path) -> None:
@@ -90,6 +91,8 @@ class ImageInput(nn.Module):
         super().__init__()
         self.crop = crop
         self.generator: torch.Generator | None = None  # set per client by the trainer
+        self.mean: Tensor
+        self.std: Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

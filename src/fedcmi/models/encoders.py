@@ -25,9 +25,15 @@ class TimeConv(nn.Conv1d):
     its Conv1d (measured with 1 thread at av-digits shapes). The same math.
     """
 
+    @property
+    def time_padding(self) -> int:
+        if isinstance(self.padding, str):
+            raise ValueError(f"TimeConv takes integer padding, not {self.padding!r}")
+        return self.padding[0]
+
     def forward(self, x: Tensor) -> Tensor:
         return nn.functional.conv2d(
-            x, self.weight.unsqueeze(2), self.bias, self.stride[0], (0, self.padding[0])
+            x, self.weight.unsqueeze(2), self.bias, self.stride[0], (0, self.time_padding)
         )
 
 
@@ -80,7 +86,8 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         from fedcmi.models.resnet import match_memory_format
 
-        return self.fc(self.net(match_memory_format(x, self.net[0].weight)).flatten(1))
+        first: nn.Conv2d = self.net[0]  # type: ignore[assignment]
+        return self.fc(self.net(match_memory_format(x, first.weight)).flatten(1))
 
 
 class MLPEncoder(nn.Module):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from fedcmi.core.training import present
 from fedcmi.errors import InputError
 from fedcmi.models.base import MultimodalModel
 
@@ -85,12 +86,12 @@ class FedCMIModel(MultimodalModel):
     # -- fusion --------------------------------------------------------------------
     def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
         if modalities == "av":
-            return self.fuse(self.project_a(x_a)[0], self.project_v(x_v)[0])
+            return self.fuse(self.project_a(present(x_a))[0], self.project_v(present(x_v))[0])
         if modalities == "a":
-            aa, av = self.project_a(x_a)
+            aa, av = self.project_a(present(x_a))
             return self.fuse(aa, av)
         if modalities == "v":
-            vv, va = self.project_v(x_v)
+            vv, va = self.project_v(present(x_v))
             return self.fuse(va, vv)
         raise ValueError(f"modalities = {modalities!r}: expected 'av', 'a' or 'v'")
 

@@ -17,7 +17,7 @@ class LateFusionModel(MultimodalModel):
         super().__init__()
         self.enc_a = enc_a
         self.enc_v = enc_v
-        self.fusion = nn.Linear(2 * feature_dim, num_classes)
+        self.fusion: nn.Linear = nn.Linear(2 * feature_dim, num_classes)
         self.feature_dim = feature_dim
 
     def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:

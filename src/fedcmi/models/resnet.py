@@ -46,6 +46,10 @@ class ResNet18Trunk(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
+        self.layer1: nn.Sequential  # the four stages, added below
+        self.layer2: nn.Sequential
+        self.layer3: nn.Sequential
+        self.layer4: nn.Sequential
         widths = [width, 2 * width, 4 * width, 8 * width]
         c_in = width
         for i, c_out in enumerate(widths, start=1):
@@ -149,6 +153,8 @@ class FrameInput(nn.Module):
         self.crop = crop
         self.augment = augment
         self.generator: torch.Generator | None = None  # set per client by the trainer
+        self.mean: Tensor
+        self.std: Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

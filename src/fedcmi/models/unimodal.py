@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from fedcmi.core.training import present
 from fedcmi.models.base import MultimodalModel
 
 
@@ -26,7 +27,7 @@ class UnimodalModel(MultimodalModel):
         return getattr(self, f"head_{self.side}")(getattr(self, f"enc_{self.side}")(x))
 
     def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
-        return self.logits(x_a if self.side == "a" else x_v)
+        return self.logits(present(x_a if self.side == "a" else x_v))
 
     def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
         logits = self.logits(x_a if self.side == "a" else x_v)

@@ -198,7 +198,7 @@ class VariantRun:
         """Free the variant's threads and device memory before the next one is built, so
         each row's peak memory is its own."""
         self.engine.close()
-        self.engine = None
+        del self.engine
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

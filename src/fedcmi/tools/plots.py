@@ -4,6 +4,7 @@ FedCMI's class-wise temperatures and the fraction of batches each modality domin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def plot_imbalance(runs: list[Run], path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for run in runs:
-        ax.plot(run.rounds, run.series("test", "imbalance_ratio"), label=run.label)
+        ax.plot(run.rounds, run.series("test", "imbalance_ratio") or [], label=run.label)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set(yscale="log", xlabel="round", ylabel="p_a(y) / p_v(y)", title="imbalance ratio (test)")
     ax.legend(fontsize=7)
@@ -145,7 +146,8 @@ def plot_temperatures(run: Run, path: Path, panels: int = 6) -> Path | None:
         ax.set_title(f"round {record.round}", fontsize=9)
         ax.set_xlabel("class")
     axes[0][0].set_ylabel("client")
-    fig.colorbar(image, ax=axes[0].tolist(), label="T_c")
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), label="T_c")
     fig.suptitle(f"class-wise temperatures: {run.label}", fontsize=10)
     return _save(fig, path, tight=False)
 
@@ -159,7 +161,7 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
     return path
 
 
-def plot_runs(run_dirs: list[str | Path], out_dir: str | Path) -> list[Path]:
+def plot_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]:
     """Write every applicable figure for ``run_dirs`` into ``out_dir``; returns the files."""
     runs = [load_run(p) for p in run_dirs]
     unique_labels(runs)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import itertools
 import multiprocessing
 import os
@@ -164,7 +165,7 @@ def run_cells(
     or raising the cell's error."""
     if jobs <= 1:
         for cell in cells:
-            settle(cell, lambda c=cell: work(*arguments(c, None)))
+            settle(cell, functools.partial(work, *arguments(cell, None)))
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")

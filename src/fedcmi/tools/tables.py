@@ -26,6 +26,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedcmi.errors import InputError
 from fedcmi.tools.sweep import RESULT_COLUMNS
@@ -61,7 +62,7 @@ def read_results(path: str | Path) -> tuple[list[dict[str, str]], list[str]]:
         rows = list(reader)
     if RESULT_COLUMNS[0] not in header:
         raise InputError(f"{path}: no {RESULT_COLUMNS[0]!r} column; is this a sweep's results.csv?")
-    return rows, header[: header.index(RESULT_COLUMNS[0])]
+    return rows, list(header[: header.index(RESULT_COLUMNS[0])])
 
 
 def summarise(rows: list[dict[str, str]], by: list[str], metrics: list[str]) -> list[Group]:
@@ -91,10 +92,11 @@ def best_marks(groups: list[Group], metrics: list[str]) -> set[tuple[int, str]]:
     settings: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for i, group in enumerate(groups):
         settings[group.key[1:]].append(i)
-    marks = set()
+    marks: set[tuple[int, str]] = set()
     for members in settings.values():
         for metric in (m for m in metrics if m not in NOT_RANKED):
-            scored = [(groups[i].stats[metric].mean, i) for i in members if groups[i].stats[metric]]
+            present = [(groups[i].stats[metric], i) for i in members]
+            scored = [(stat.mean, i) for stat, i in present if stat is not None]
             if len(scored) < 2:
                 continue
             pick = min if metric in LOWER_IS_BETTER else max
@@ -109,7 +111,7 @@ def render(groups: list[Group], by: list[str], metrics: list[str], fmt: str) -> 
         return _render_csv(groups, by, metrics, marks)
     body = []
     for i, group in enumerate(groups):
-        cells = [*group.key, str(group.runs)]
+        cells: list[Any] = [*group.key, str(group.runs)]
         for metric in metrics:
             stat = group.stats[metric]
             cells.append(("–" if stat is None else _pm(stat, fmt), (i, metric) in marks))

@@ -135,7 +135,7 @@ def build_cache(
     out.mkdir(parents=True, exist_ok=True)
     n = len(spec.jobs)
     progress_path = out / "progress.json"
-    progress = (
+    progress: dict[str, Any] = (
         json.loads(progress_path.read_text())
         if progress_path.is_file()
         else {

@@ -180,7 +180,7 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
         source, reason = _sources(src, key, p)
         if label is None:
             source, reason = None, f"{key}: no 4-class MultiModalVote in summaryTable.csv"
-        if source is None:
+        if source is None or label is None:
             skipped.append({"path": reason.split(":")[0], "reason": reason})
             continue
         jobs.append(ClipJob(key, label, split, source))

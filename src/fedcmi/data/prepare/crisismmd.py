@@ -154,7 +154,7 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
 
 @functools.lru_cache(maxsize=2)
 def load_tokenizer(path: str):
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     target = Path(path)
     if target.is_file():  # a vocab.txt; transformers 5 calls the argument "vocab"
@@ -178,7 +178,7 @@ def square_image(path: str | Path, size: int) -> np.ndarray:
     side = max(rgb.size)
     canvas = Image.new("RGB", (side, side))
     canvas.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
-    return np.asarray(canvas.resize((size, size), Image.BILINEAR))
+    return np.asarray(canvas.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def prepare_clip(job) -> dict:

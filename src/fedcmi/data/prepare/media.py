@@ -99,7 +99,9 @@ def frames_from_folder(folder: str | Path, size: int, count: int) -> np.ndarray:
     for path in picks[:count]:
         try:
             with Image.open(path) as image:
-                frames.append(np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR)))
+                frames.append(
+                    np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+                )
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(f"{path}: cannot read image ({exc})") from None
     return np.stack(frames)
