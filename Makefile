@@ -39,14 +39,17 @@ browser:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 demo: $(VENV)/.installed espeak
-	$(VENV)/bin/fedcmi run --config configs/av-digits-fedcmi.toml
+	$(VENV)/bin/fedcmi run --config av-digits-fedcmi
 
-test: $(VENV)/.dev espeak browser
+# The quality gates, then the tests: lint, format, types, the layers' import contracts.
+test: lint $(VENV)/.dev espeak browser
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info

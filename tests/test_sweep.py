@@ -10,8 +10,9 @@ import pytest
 
 from fedcmi.cli import main
 from fedcmi.config import ConfigError
+from fedcmi.tools.results import read_results
 from fedcmi.tools.sweep import load_grid, run_sweep
-from fedcmi.tools.tables import make_table, read_results
+from fedcmi.tools.tables import make_table
 
 GRID = """
 description = "test grid"

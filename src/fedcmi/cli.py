@@ -43,6 +43,7 @@ def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from fedcmi.engine.run_folder import RunFolder
     from fedcmi.engine.runner import RunInterrupted, run_experiment
 
     if args.engine == "flower":
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.config or args.set or args.out:
             raise CLIError("--resume takes the run folder only (its config.toml is used)")
         out = Path(args.resume)
-        cfg = load_config(out / "config.toml")
+        cfg = load_config(RunFolder(out).config_file)
     else:
         cfg_path = resolve_config(args.config)
         cfg = load_config(cfg_path, args.set)
@@ -310,7 +311,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     print(make_table(args.results, by, metrics, args.format, baseline=args.baseline))
     if args.plot:
         from fedcmi.tools.plots import plot_sweep_bars
-        from fedcmi.tools.tables import read_results, summarise
+        from fedcmi.tools.results import read_results
+        from fedcmi.tools.tables import summarise
 
         rows, axes = read_results(args.results)
         by = by or [a for a in axes if a != "seed"]

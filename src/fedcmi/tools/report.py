@@ -12,10 +12,10 @@ from typing import Any
 
 from fedcmi.engine.run_folder import RunFolder
 from fedcmi.tools import plots
+from fedcmi.tools.results import read_results
 from fedcmi.tools.tables import (
     DEFAULT_METRICS,
     paired_groups,
-    read_results,
     render,
     render_paired,
     summarise,

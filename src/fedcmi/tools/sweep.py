@@ -43,25 +43,11 @@ from typing import Any
 
 from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_toml
 from fedcmi.core.files import atomic_write
-from fedcmi.core.protocol import ACCURACIES, PROBES
+from fedcmi.core.protocol import PROBES
 from fedcmi.engine.run_folder import RunFolder, Summary
 from fedcmi.errors import RunFailure
+from fedcmi.tools.results import BEST_METRICS, METRICS, RESULT_COLUMNS
 
-# Primary figures: test metrics averaged over the last eval.last_rounds rounds.
-METRICS = ACCURACIES
-BEST_METRICS = ("acc", "acc_a", "acc_v")  # secondary: at the best smoothed-val round
-RESULT_COLUMNS = (
-    *METRICS,
-    *PROBES,
-    "val_acc",  # val acc over the same last rounds: what method knobs are tuned on
-    "val_gain",  # plateau check (fedcmi.core.protocol.val_gain)
-    "best_round",
-    *(f"best_{m}" for m in BEST_METRICS),
-    "per_class_std",
-    "rounds",
-    "wall_seconds",
-    "run_dir",
-)
 VARIANT_AXIS = "variant"
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.errors import InputError
-from fedcmi.tools.sweep import RESULT_COLUMNS
+from fedcmi.tools.results import read_results
 
 DEFAULT_METRICS = ("acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v", "best_acc")
 LOWER_IS_BETTER = {"per_class_std", "wall_seconds"}
@@ -49,20 +49,6 @@ class Group:
     key: tuple[str, ...]
     stats: dict[str, Stat | None]
     runs: int
-
-
-def read_results(path: str | Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows of results.csv and its axis columns (every column before the metrics)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        rows = list(reader)
-    if RESULT_COLUMNS[0] not in header:
-        raise InputError(f"{path}: no {RESULT_COLUMNS[0]!r} column; is this a sweep's results.csv?")
-    return rows, list(header[: header.index(RESULT_COLUMNS[0])])
 
 
 def summarise(rows: list[dict[str, str]], by: list[str], metrics: list[str]) -> list[Group]:
