@@ -1,0 +1,53 @@
+"""One extension mechanism: a registered entry is found without editing anything else."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.config import ConfigError
+from fedcmi.engine.runner import run_experiment
+from fedcmi.registry import ALGORITHMS, Registry
+from tests.conftest import synthetic_config
+
+
+def test_registries_find_their_package_modules_on_first_lookup():
+    # A fresh interpreter that imports only the config resolves every kind of name.
+    code = (
+        "from fedcmi.config import load_config; "
+        "from fedcmi.registry import ENCODERS, PREPARERS; "
+        "cfg = load_config(None, ['algorithm.name=fedprox', 'data.name=mfeat']); "
+        "print(cfg.algorithm.params.prox_mu, 'mlp' in ENCODERS, PREPARERS.names())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0.01", "True", "['ave',", "'crema-d',", "'crisismmd']"]
+
+
+def test_a_registered_method_runs_with_typed_params(tmp_path, monkeypatch):
+    @dataclass
+    class Params(FedAvg.Params):
+        eps: float = 0.1
+
+    class Smoothed(FedAvg):
+        pass
+
+    Smoothed.Params = Params
+    ALGORITHMS.names()  # discover the package first; the entry is removed after the test
+    monkeypatch.setitem(ALGORITHMS._items, "test-fedavg-smoothed", Smoothed)
+    cfg = synthetic_config("algorithm.name=test-fedavg-smoothed", "algorithm.eps=0.2")
+    assert cfg.algorithm.params == Params(eps=0.2)
+    with pytest.raises(ConfigError, match="algorithm.epz"):
+        synthetic_config("algorithm.name=test-fedavg-smoothed", "algorithm.epz=0.2")
+    assert run_experiment(cfg, tmp_path / "run").algorithm == "test-fedavg-smoothed"
+
+
+def test_a_name_registered_twice_is_refused():
+    registry: Registry[object] = Registry("thing")
+    registry.register("alpha")(1)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("alpha")(2)
+    with pytest.raises(KeyError, match="did you mean 'alpha'"):
+        registry.get("alpah")
