@@ -121,3 +121,19 @@ def test_evaluation_protocol_keys_are_checked():
         load_config(None, ["eval.last_rounds=0"])
     with pytest.raises(ConfigError, match="eval.smooth_rounds"):
         load_config(None, ["eval.smooth_rounds=0"])
+
+
+@pytest.mark.parametrize(
+    "override", ["algorithm.lambda1=nan", "train.lr=inf", "federation.alpha=-inf"]
+)
+def test_non_finite_floats_are_refused_with_their_key(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key} = .* expected a finite number"):
+        load_config(None, [override])
+
+
+def test_non_finite_values_in_a_preset_file_name_the_file_and_key(tmp_path):
+    preset = tmp_path / "bad.toml"
+    preset.write_text("[train]\nlr = nan\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: train.lr = nan"):
+        load_config(preset)

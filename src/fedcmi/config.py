@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -273,6 +274,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not allowed: expected a finite number")
     if hint in (int, float, str, bool):
         if type(value) is not hint:
             raise ConfigError(

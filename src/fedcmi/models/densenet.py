@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fedcmi.core.files import load_tensors
 from fedcmi.errors import InputError
 from fedcmi.models.resnet import IMAGENET_MEAN, IMAGENET_STD, match_memory_format
 
@@ -76,7 +77,7 @@ def load_pretrained(trunk: DenseNet121Trunk, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path)
     state = {k: v for k, v in state.items() if k.startswith("features.")}
     missing, unexpected = trunk.load_state_dict(state, strict=False)
     if missing or unexpected:

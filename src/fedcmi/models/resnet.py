@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fedcmi.core.files import load_tensors
 from fedcmi.errors import InputError
 
 
@@ -90,7 +91,7 @@ def load_pretrained(trunk: ResNet18Trunk, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     conv = state.get("conv1.weight")
     if conv is not None and conv.shape[1] != trunk.conv1.in_channels:
