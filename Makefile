@@ -43,7 +43,7 @@ demo: $(VENV)/.installed espeak
 
 # The quality gates, then the tests: lint, format, types, the layers' import contracts.
 test: lint $(VENV)/.dev espeak browser
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --gpu-on-cpu
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from fedcmi.config import Config, load_config
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--gpu-on-cpu",
+        action="store_true",
+        help="run the gpu-marked tests on the CPU ('cuda' becomes 'cpu'), so their code "
+        "runs where no GPU is (make test does this)",
+    )
+
+
+@pytest.fixture
+def gpu_device(request: pytest.FixtureRequest) -> str:
+    """The device of a ``gpu`` test: "cuda"; "cpu" with --gpu-on-cpu; else the test skips."""
+    if request.config.getoption("--gpu-on-cpu"):
+        return "cpu"
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (--gpu-on-cpu runs this test on the CPU)")
+    return "cuda"
 
 
 @pytest.fixture(autouse=True)

@@ -430,6 +430,31 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
+    from fedcmi.tools.bench import attack_table, bench_attacks
+
+    results: dict[str, Any] = {}
+    if args.only != "attacks":
+        results["mix"] = _bench_fault_mix(args)
+    if args.only != "mix":
+        preset = resolve_config(args.attack_config)
+        assert preset is not None
+        print(f"malicious clients ({preset.stem}, 5 clients per round, 30 rounds):")
+
+        def show(row: dict[str, Any]) -> None:
+            head = f"  {row['attack']:10s} {row['attackers']} of 5  {row['rule']:12s} "
+            if row["acc"] is None:
+                print(head + f"diverged: {row['failed'][:80]}", flush=True)
+                return
+            weak = "–" if row["acc_v"] is None else f"{row['acc_v']:.4f}"
+            print(head + f"acc {row['acc']:.4f}  acc_v {weak}", flush=True)
+
+        rows = bench_attacks(preset, args.set, show)
+        print(attack_table(rows))
+        results["attacks"] = rows
+    return _write_json_figures(args.json, results)
+
+
+def _bench_fault_mix(args: argparse.Namespace) -> dict[str, Any]:
     from fedcmi.tools.bench import bench_faults
 
     cfg_path = resolve_config(args.config or "av-digits-fedcmi")
@@ -448,7 +473,7 @@ def cmd_bench_faults(args: argparse.Namespace) -> int:
             f"{r['updates_rejected']:9d} {r['round_retries']:8d} {r['final_test_acc']:10.4f} "
             f"{r['best_val_round_test_acc']:13.4f}"
         )
-    return _write_json_figures(args.json, result)
+    return result
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -584,6 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--config", help="workload preset (default: av-digits-fedcmi, 10 rounds)")
     faults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     faults.add_argument("--json", help="write the figures to this JSON file")
+    faults.add_argument(
+        "--only", choices=("mix", "attacks"), help="one of the two tables (default: both)"
+    )
+    faults.add_argument(
+        "--attack-config",
+        default="mfeat-hard-fedcmi",
+        help="workload of the malicious-client table (default: mfeat-hard-fedcmi)",
+    )
     faults.set_defaults(func=cmd_bench_faults)
     flower = sub.add_parser("flower", help="Flower deployment helpers")
     flower_sub = flower.add_subparsers(dest="flower_command", required=True)

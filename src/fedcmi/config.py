@@ -119,6 +119,13 @@ class FaultsConfig:
     nan_rate: float = 0.0  # the client returns non-finite parameters
     slow_rate: float = 0.0  # the client takes longer than robustness.client_timeout
     shape_rate: float = 0.0  # the client returns a wrongly shaped parameter
+    # Malicious clients: a fixed, seeded set of this many clients that attack in every
+    # round they take part in (see fedcmi.engine.faults.poison). Finite attacks, which
+    # update validation cannot catch.
+    malicious_clients: int = 0
+    attack: Literal["sign-flip", "scale", "noise", "label-flip"] = "sign-flip"
+    attack_factor: float = 4.0  # sign-flip sends g - f (theta - g), scale g + f (theta - g)
+    attack_norm: float = 10.0  # noise: theta + Gaussian noise of this L2 norm (whole update)
 
 
 @dataclass
@@ -206,6 +213,14 @@ class Config:
         for key in ("drop_rate", "nan_rate", "slow_rate", "shape_rate"):
             value = getattr(self.faults, key)
             _check(0 <= value <= 1, f"faults.{key}", value, "a probability in [0, 1]")
+        bad = self.faults.malicious_clients
+        _check(
+            0 <= bad <= fed.num_clients,
+            "faults.malicious_clients",
+            bad,
+            f"0..num_clients ({fed.num_clients})",
+        )
+        _check(self.faults.attack_norm >= 0, "faults.attack_norm", self.faults.attack_norm, ">= 0")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -24,6 +24,7 @@ from fedcmi.core.phases import PhaseLog
 from fedcmi.core.training import ClientData
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
+from fedcmi.engine.faults import flip_labels as flipped
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
 from fedcmi.engine.run_folder import RoundRecord
@@ -184,8 +185,10 @@ class EmbeddedEngine:
         streams); outcomes in schedule order."""
 
         def one(cid: int, trainer: ClientTrainer) -> Outcome:
-            def local() -> tuple[ClientUpdate, dict[str, Any]]:
+            def local(flip_labels: bool) -> tuple[ClientUpdate, dict[str, Any]]:
                 client = self.clients[cid]
+                if flip_labels:
+                    client = flipped(client, trainer.num_classes)
                 return trainer.train(client, self.global_state, round_idx, self.phase_log, train)
 
             return attempt_in_process(self.cfg, cid, round_idx, attempt, self.global_state, local)

@@ -1,14 +1,16 @@
-"""Client faults: seeded injection for tests and studies, and validation of updates."""
+"""Client faults: seeded injection for tests and studies (crashes, non-finite or misshaped
+updates, slowness, and finite attacks by malicious clients), and validation of updates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from fedcmi.config import FaultsConfig
+from fedcmi.config import Config, FaultsConfig
 from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.training import ClientData
 
 
 class InjectedFault(RuntimeError):
@@ -63,3 +65,63 @@ def validate_update(update: ClientUpdate, global_state: State) -> str | None:
     if update.num_samples <= 0:
         return f"num_samples = {update.num_samples}"
     return None
+
+
+def malicious_clients(cfg: Config) -> frozenset[int]:
+    """The ``faults.malicious_clients`` attackers: a fixed set drawn from the run seed, so
+    every engine and every attempt agrees on who attacks."""
+    k = cfg.faults.malicious_clients
+    if k == 0:
+        return frozenset()
+    order = np.random.default_rng([cfg.seed, 7_919]).permutation(cfg.federation.num_clients)
+    return frozenset(int(c) for c in order[:k])
+
+
+def attack_of(cfg: Config, cid: int) -> str | None:
+    """The attack client ``cid`` mounts, or None for an honest client."""
+    return cfg.faults.attack if cid in malicious_clients(cfg) else None
+
+
+def flip_labels(client: ClientData, num_classes: int) -> ClientData:
+    """Label flipping: every local label y becomes C - 1 - y."""
+    return replace(client, y=num_classes - 1 - client.y)
+
+
+def poison(
+    update: ClientUpdate,
+    global_state: State,
+    faults: FaultsConfig,
+    generator: torch.Generator,
+) -> ClientUpdate:
+    """A malicious client's update from its honest one, theta (g: the global state).
+
+    - ``sign-flip``: g - f (theta - g), f = ``attack_factor``;
+    - ``scale``: g + f (theta - g);
+    - ``noise``: theta + eps, eps Gaussian with ||eps||_2 = ``attack_norm`` over all
+      floating-point entries.
+
+    Integer entries (BatchNorm's batch counter) are sent as they are. ``label-flip``
+    changes training, not the update (see :func:`flip_labels`).
+    """
+    keys = [k for k, v in update.state.items() if torch.is_floating_point(v)]
+    state = dict(update.state)
+    f = faults.attack_factor
+    if faults.attack in ("sign-flip", "scale"):
+        sign = -1.0 if faults.attack == "sign-flip" else 1.0
+        for k in keys:
+            state[k] = global_state[k] + sign * f * (state[k] - global_state[k])
+    elif faults.attack == "noise":
+        noise = {
+            k: torch.randn(state[k].shape, generator=generator, dtype=torch.float64) for k in keys
+        }
+        norm = torch.sqrt(torch.stack([(n**2).sum() for n in noise.values()]).sum())
+        for k in keys:
+            scaled = noise[k] * (faults.attack_norm / norm)
+            state[k] = state[k] + scaled.to(state[k].device, state[k].dtype)
+    return ClientUpdate(update.cid, update.modalities, update.num_samples, state)
+
+
+def attack_generator(seed: int, round_idx: int, cid: int, attempt: int) -> torch.Generator:
+    """The CPU generator of one attack's randomness (the noise attack)."""
+    state = np.random.SeedSequence([seed, 15_485_863, round_idx, cid, attempt])
+    return torch.Generator().manual_seed(int(state.generate_state(1, dtype=np.uint64)[0] >> 1))

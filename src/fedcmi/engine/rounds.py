@@ -26,7 +26,15 @@ from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import Config, RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.phases import PhaseLog, logged
-from fedcmi.engine.faults import InjectedFault, corrupt, draw_faults, validate_update
+from fedcmi.engine.faults import (
+    InjectedFault,
+    attack_generator,
+    attack_of,
+    corrupt,
+    draw_faults,
+    poison,
+    validate_update,
+)
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import lr_at
@@ -68,7 +76,8 @@ class Outcome:
         return {"cid": self.cid, "attempt": self.attempt, "reason": self.reason}
 
 
-Train = Callable[[], tuple[ClientUpdate, dict[str, Any]]]
+# Local training of one client; the flag asks for flipped labels (a label-flipping attacker).
+Train = Callable[[bool], tuple[ClientUpdate, dict[str, Any]]]
 
 
 def train_client(
@@ -77,9 +86,11 @@ def train_client(
     round_idx: int,
     attempt: int,
     train: Train,
+    global_state: State,
     sleep_when_slow: bool = False,
 ) -> ClientResult:
-    """One client attempt: seeded fault draw, local training (``train``), corruption.
+    """One client attempt: seeded fault draw, local training (``train``), a malicious
+    client's attack (:func:`fedcmi.engine.faults.poison`), injected corruption.
 
     Raises :class:`~fedcmi.engine.faults.InjectedFault` for an injected crash. An
     injected slowness is reported in the result; with ``sleep_when_slow`` (a real
@@ -91,9 +102,13 @@ def train_client(
     timeout = cfg.robustness.client_timeout
     if draw.slow and sleep_when_slow and timeout is not None:
         time.sleep(timeout + 1.0)
+    attack = attack_of(cfg, cid)
     started = time.perf_counter()
-    update, logs = train()
+    update, logs = train(attack == "label-flip")
     seconds = time.perf_counter() - started
+    if attack in ("sign-flip", "scale", "noise"):
+        generator = attack_generator(cfg.seed, round_idx, cid, attempt)
+        update = poison(update, global_state, cfg.faults, generator)
     return ClientResult(corrupt(update, draw), logs, seconds, draw.slow)
 
 
@@ -121,7 +136,7 @@ def attempt_in_process(
 ) -> Outcome:
     """A client attempt run in this process and reviewed at once (embedded engine)."""
     try:
-        result = train_client(cfg, cid, round_idx, attempt, train)
+        result = train_client(cfg, cid, round_idx, attempt, train, global_state)
     except Exception as exc:  # noqa: BLE001 - one client must not stop the round
         return Outcome(cid, attempt, reason=f"raised {type(exc).__name__}: {exc}")
     return review(result, attempt, global_state, cfg.robustness.client_timeout)

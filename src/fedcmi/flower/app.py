@@ -15,13 +15,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from fedcmi.core.aggregation import ClientUpdate
 from fedcmi.engine.embedded import make_client_data
 from fedcmi.engine.evaluation import Evaluator
+from fedcmi.engine.faults import flip_labels
 from fedcmi.engine.rounds import train_client
 from fedcmi.engine.run_folder import RoundRecord, RunWriter, Summary
 from fedcmi.errors import InputError, RunFailure
@@ -70,13 +73,13 @@ def train(msg: Message, context: Context) -> Message:
     )
     global_state = from_record(msg.content.array_records["arrays"], ws.device)
     attempt = int(scalar(config, "attempt", 0))
+
+    def local(flip: bool) -> tuple[ClientUpdate, dict[str, Any]]:
+        data = flip_labels(client, ws.trainer.num_classes) if flip else client
+        return ws.trainer.train(data, global_state, round_idx)
+
     result = train_client(
-        ws.cfg,
-        pid,
-        round_idx,
-        attempt,
-        lambda: ws.trainer.train(client, global_state, round_idx),
-        sleep_when_slow=True,
+        ws.cfg, pid, round_idx, attempt, local, global_state, sleep_when_slow=True
     )
     update, logs = result.update, result.logs
     done = context.state.metric_records.get("fedcmi")  # per-client state across rounds

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcmi.config import Config, FaultsConfig, load_config
+from fedcmi.engine.rounds import RoundFailedError
 from fedcmi.engine.run_folder import RunFolder, Summary
 from fedcmi.errors import RunFailure
 
@@ -108,3 +109,72 @@ def bench_faults(cfg: Config) -> dict[str, Any]:
                 "best_val_round_test_acc": summary.best["test"]["acc"],
             }
     return out
+
+
+# The malicious-client table: every attack against every server rule, 1 and 2 attackers
+# among 5 clients that all take part in every round.
+ATTACK_WORKLOAD = ["federation.num_clients=5", "federation.clients_per_round=5", "rounds=30"]
+ATTACKS = ("sign-flip", "scale", "noise", "label-flip")
+ATTACKERS = (1, 2)
+# clip-norm: honest per-side updates measure 0.5-1.5 on this workload (L2, round 1-12).
+RULES = {
+    "mean": ["robustness.rule=mean"],
+    "median": ["robustness.rule=median"],
+    "trimmed-mean": ["robustness.rule=trimmed-mean", "robustness.trim_fraction=0.2"],
+    "clip-norm": ["robustness.rule=mean", "robustness.clip_norm=1.0"],
+}
+
+
+def attack_cells() -> list[tuple[str, int]]:
+    """(attack, attackers) of every row, the fault-free row first."""
+    return [("none", 0)] + [(a, k) for a in ATTACKS for k in ATTACKERS]
+
+
+def bench_attacks(
+    preset: Path,
+    overrides: list[str],
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Last-rounds test accuracy (fused, weak modality zero-filled) and the weak
+    encoder's linear probe for every (attack, attackers, rule); the weak modality is v."""
+    from fedcmi.engine.runner import run_experiment
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for attack, k in attack_cells():
+            for rule, rule_sets in RULES.items():
+                sets = [*ATTACK_WORKLOAD, *overrides, *rule_sets]
+                if k:
+                    sets += [f"faults.malicious_clients={k}", f"faults.attack={attack}"]
+                cfg = load_config(preset, sets)
+                row: dict[str, Any] = {"attack": attack, "attackers": k, "rule": rule}
+                try:
+                    summary = run_experiment(cfg, Path(tmp) / f"{attack}-{k}-{rule}")
+                except RoundFailedError as exc:  # the global model was destroyed
+                    row.update(acc=None, acc_v=None, probe_v=None, failed=str(exc))
+                else:
+                    test = summary.last_mean["test"]
+                    row.update(acc=test["acc"], acc_v=test.get("acc_v"), probe_v=summary.probe_v)
+                rows.append(row)
+                if on_cell is not None:
+                    on_cell(row)
+    return rows
+
+
+def attack_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per (attack, attackers), fused / weak accuracy per rule."""
+    header = "| attack | attackers of 5 | " + " | ".join(RULES) + " |"
+    lines = [header, "|---|---|" + "---|" * len(RULES)]
+    for attack, k in attack_cells():
+        cells = []
+        for rule in RULES:
+            row = next(
+                r for r in rows if (r["attack"], r["attackers"], r["rule"]) == (attack, k, rule)
+            )
+            if row["acc"] is None:
+                cells.append("diverged (round " + row["failed"].split(":")[0].split()[-1] + ")")
+                continue
+            weak = "–" if row["acc_v"] is None else f"{row['acc_v']:.3f}"
+            cells.append(f"{row['acc']:.3f} / {weak}")
+        lines.append(f"| {attack} | {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""The CUDA suite: what the GPU path must keep, run by ``benchmarks/gpu.sh`` on a GPU.
+
+Every test takes its device from the ``gpu_device`` fixture: "cuda" where there is one;
+with ``--gpu-on-cpu`` (``make test`` passes it) the same code runs on the CPU, so CI
+executes it; otherwise the tests skip. Tolerances are stated per test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("av", reason="the prepared-data fixtures write videos with PyAV")
+
+from fedcmi.config import load_config  # noqa: E402
+from fedcmi.data import load_dataset  # noqa: E402
+from fedcmi.data.prepare import prepare  # noqa: E402
+from fedcmi.engine.embedded import EmbeddedEngine  # noqa: E402
+from fedcmi.engine.federation import build_federation  # noqa: E402
+from fedcmi.engine.runner import run_experiment  # noqa: E402
+from fedcmi.engine.speed import configure_torch  # noqa: E402
+from tests.conftest import synthetic_config  # noqa: E402
+from tests.test_prepare_datasets import SMALL, make_ave, make_crema_d  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+def test_concurrent_clients_on_streams_match_sequential_clients(tmp_path, gpu_device):
+    # Deterministic kernels, one model replica and CUDA stream per concurrent client:
+    # the same per-client math in another order, so the metrics agree to 1e-6 (on the
+    # CPU the files are byte-identical).
+    base = [
+        f"engine.device={gpu_device}",
+        "engine.deterministic=true",
+        "federation.num_clients=6",
+        "federation.clients_per_round=4",
+        "federation.multimodal_ratio=0.5",
+        "rounds=3",
+        "train.local_epochs=2",
+    ]
+    seq = run_experiment(synthetic_config(*base), tmp_path / "seq")
+    con = run_experiment(synthetic_config(*base, "engine.concurrent_clients=4"), tmp_path / "con")
+    for key, value in seq.last["test"].items():
+        assert con.last["test"][key] == pytest.approx(value, abs=1e-6), key
+    if gpu_device == "cpu":
+        assert (tmp_path / "seq" / "metrics.jsonl").read_bytes() == (
+            tmp_path / "con" / "metrics.jsonl"
+        ).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def crema_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crema")
+    raw = make_crema_d(root / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, root / "cache", {**SMALL, "test_fraction": 0.34})
+    return root / "cache"
+
+
+def crema_config(cache, device, *overrides):
+    return load_config(
+        None,
+        [
+            "data.name=crema-d",
+            f"data.cache='{cache}'",
+            "data.val_fraction=0.5",
+            f"engine.device={device}",
+            "rounds=2",
+            "federation.num_clients=2",
+            "federation.clients_per_round=2",
+            "federation.min_client_size=1",
+            "federation.alpha=100.0",
+            "train.batch_size=4",
+            "train.lr=0.001",
+            "model.feature_dim=32",
+            *overrides,
+        ],
+    )
+
+
+OPTIONS = {
+    "bf16": ["engine.precision=bf16"],
+    "channels_last": ["engine.channels_last=true"],
+    "compile": ["engine.compile=true"],
+}
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_speed_options_reach_the_fp32_results_with_resnets(
+    tmp_path, gpu_device, crema_cache, option
+):
+    if option == "compile" and gpu_device == "cpu":
+        pytest.skip("compiling ResNets on the CPU takes minutes (tests/test_speed_options.py)")
+    fp32 = run_experiment(crema_config(crema_cache, gpu_device), tmp_path / "fp32")
+    fast = run_experiment(
+        crema_config(crema_cache, gpu_device, *OPTIONS[option]), tmp_path / option
+    )
+    # Same init, batches and augmentation draws: bf16 rounds activations to 8 mantissa
+    # bits, channels_last and compile reorder float sums. The mean training loss of the
+    # last round stays within 5 % and the imbalance ratio within 10 %.
+    loss = {}
+    for name in ("fp32", option):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        loss[name] = json.loads(lines[-1])["train_loss"]
+    assert loss[option] == pytest.approx(loss["fp32"], rel=0.05)
+    ratio = fast.last["test"]["imbalance_ratio"]
+    assert ratio == pytest.approx(fp32.last["test"]["imbalance_ratio"], rel=0.1)
+    assert "nonfinite_outputs" not in fast.last["test"]
+
+
+def test_float16_resident_data_gives_the_float32_results(gpu_device, crema_cache):
+    cfg = crema_config(crema_cache, gpu_device, "rounds=1")
+    configure_torch(cfg)
+    half = load_dataset(cfg.data.name, cfg.data.params)
+    assert half.train.x_a.dtype == torch.float16
+    widened = dataclasses.replace(
+        half,
+        train=dataclasses.replace(half.train, x_a=half.train.x_a.float()),
+        val=dataclasses.replace(half.val, x_a=half.val.x_a.float()),
+        test=dataclasses.replace(half.test, x_a=half.test.x_a.float()),
+    )
+    records = []
+    for data in (half, widened):
+        fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+        engine = EmbeddedEngine(cfg, data, fed, torch.device(gpu_device))
+        records.append(engine.run_round(0))
+        engine.close()
+    # The encoders widen float16 batches to float32 on entry: identical numbers (compared
+    # as JSON, where an absent class's NaN equals itself).
+    assert json.dumps(records[0].to_dict()) == json.dumps(records[1].to_dict())
+
+
+ALL_OPTIONS = ["engine.precision=bf16", "engine.channels_last=true", "engine.concurrent_clients=2"]
+
+
+@pytest.mark.parametrize("dataset", ["crema-d", "ave"])
+def test_one_round_on_prepared_data_with_every_speed_option(tmp_path, gpu_device, dataset):
+    raw = tmp_path / "raw"
+    if dataset == "crema-d":
+        prepare(
+            "crema-d",
+            make_crema_d(raw, actors=("1001", "1002", "1003")),
+            tmp_path / "cache",
+            {**SMALL, "test_fraction": 0.34},
+        )
+        extra = ["data.val_fraction=0.5"]
+    else:
+        prepare(
+            "ave",
+            make_ave(raw),
+            tmp_path / "cache",
+            {"seconds": 2.0, "frame_size": 16, "frames": 4},
+        )
+        extra = ["data.frames=4"]
+    options = [*ALL_OPTIONS, *(["engine.compile=true"] if gpu_device == "cuda" else [])]
+    sets = [
+        f"data.name={dataset}",
+        f"data.cache='{tmp_path / 'cache'}'",
+        f"engine.device={gpu_device}",
+        "rounds=1",
+        "federation.num_clients=2",
+        "federation.clients_per_round=2",
+        "federation.min_client_size=1",
+        "federation.alpha=100.0",
+        "train.batch_size=4",
+        "train.lr=0.001",
+        "model.feature_dim=32",
+        *extra,
+    ]
+    plain = run_experiment(load_config(None, sets), tmp_path / "plain")
+    fast = run_experiment(load_config(None, [*sets, *options]), tmp_path / "fast")
+    assert fast.device.startswith(gpu_device) and fast.rounds == 1
+    for key in ("acc", "acc_a", "acc_v", "acc_av", "acc_va"):  # ResNets on both sides
+        assert math.isfinite(fast.last["test"][key]), key
+    assert "nonfinite_outputs" not in fast.last["test"]
+    assert fast.last["test"].keys() == plain.last["test"].keys()
