@@ -70,3 +70,28 @@ def test_certificates_chain_to_the_ca(tmp_path, capsys):
     assert "localhost" in sans.get_values_for_type(x509.DNSName)
     assert "server_key" in capsys.readouterr().out
     assert (tmp_path / "certs" / "server.key").stat().st_mode & 0o077 == 0
+
+
+class StopAfter(Exception):
+    pass
+
+
+def test_a_stopped_flower_run_resumes_to_identical_metrics(tmp_path):
+    from fedcmi.flower.simulation import run_flower_simulation
+
+    cfg = synthetic_config("rounds=4", "engine.threads=1")
+    run_flower_simulation(cfg, tmp_path / "whole")
+
+    def stop(record):
+        if record.round == 2:
+            raise StopAfter("the ServerApp stops after round 2")
+
+    with pytest.raises(StopAfter):  # the ServerApp's error reaches the caller
+        run_flower_simulation(cfg, tmp_path / "cut", on_round=stop)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and not (tmp_path / "cut" / "summary.json").exists()
+    summary = run_flower_simulation(cfg, tmp_path / "cut", resume=True)
+    assert summary.rounds == 4
+    assert (tmp_path / "cut" / "metrics.jsonl").read_bytes() == (
+        tmp_path / "whole" / "metrics.jsonl"
+    ).read_bytes()

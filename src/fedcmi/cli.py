@@ -52,8 +52,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ImportError:
             raise CLIError("--engine flower needs Flower: pip install 'fedcmi[flower]'") from None
     if args.resume:
-        if args.engine == "flower":
-            raise CLIError("--resume continues embedded-engine runs only")
         if args.config or args.set or args.out:
             raise CLIError("--resume takes the run folder only (its config.toml is used)")
         out = Path(args.resume)
@@ -70,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     on_round = None if bar is None else bar.update_round
     try:
         if args.engine == "flower":
-            summary = run_flower_simulation(cfg, out, on_round)
+            summary = run_flower_simulation(cfg, out, on_round, resume=bool(args.resume))
         else:
             summary = run_experiment(cfg, out, on_round, resume=bool(args.resume))
     except RunInterrupted as exc:

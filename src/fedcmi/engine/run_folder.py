@@ -30,9 +30,11 @@ import torch
 
 from fedcmi import __version__
 from fedcmi.config import Config
+from fedcmi.core.aggregation import State
 from fedcmi.core.files import atomic_write, write_json, write_text
 from fedcmi.core.protocol import run_figures
 from fedcmi.data.base import MultimodalData
+from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.federation import Federation
 from fedcmi.errors import RunFailure
 
@@ -202,6 +204,14 @@ def prepare_run_dir(out: Path) -> Path:
     return out
 
 
+@dataclass
+class Resumed:
+    """Where an interrupted run continues: rounds already done, global state after them."""
+
+    rounds_done: int
+    global_state: State
+
+
 class RunWriter:
     """Writes a run folder for any engine: config and manifest at the start, one
     metrics line per round, the final state and the summary at the end."""
@@ -236,12 +246,33 @@ class RunWriter:
         self._metrics = open(self.folder.metrics_file, "w", encoding="utf-8")  # noqa: SIM115
         self.train_started = time.perf_counter()
 
-    def record(self, record: RoundRecord) -> None:
+    @classmethod
+    def resume(cls, out_dir: str | Path, cfg: Config) -> tuple[RunWriter, Resumed]:
+        """Continue an interrupted run folder from its latest valid checkpoint: the
+        writer (metrics cut to the checkpoint's rounds) and what the engine restarts
+        from. The process's RNG states are restored."""
+        payload = load_checkpoint(RunFolder(out_dir).checkpoints)
+        restore_rng_states(payload["rng"])
+        resumed = Resumed(int(payload["rounds_done"]), payload["global_state"])
+        return cls(out_dir, cfg, resumed.rounds_done), resumed
+
+    def record(self, record: RoundRecord, state: State | None = None) -> None:
+        """Append the round's line; with ``state`` (the global state after the round),
+        also write a checkpoint when ``engine.checkpoint_every`` says one is due."""
         if self._metrics is None:
             raise RuntimeError("RunWriter.start() must come before record()")
         self._metrics.write(json.dumps(record.to_dict()) + "\n")
         self._metrics.flush()
         self.history.append(record.evaluation())
+        every, done = self.cfg.engine.checkpoint_every, record.round
+        if state is not None and every and (done % every == 0 or done == self.cfg.rounds):
+            self.checkpoint(state, done)
+
+    def checkpoint(self, state: State, rounds_done: int) -> None:
+        """An atomic checkpoint of the global state after ``rounds_done`` rounds
+        (:mod:`fedcmi.engine.checkpoint`); what :meth:`resume` continues from."""
+        cpu = {k: v.detach().cpu() for k, v in state.items()}
+        save_checkpoint(self.folder.checkpoints, {"rounds_done": rounds_done, "global_state": cpu})
 
     def finish(
         self,

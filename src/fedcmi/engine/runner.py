@@ -7,9 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedcmi.config import Config
-from fedcmi.core.aggregation import State
 from fedcmi.data import load_dataset
-from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary
@@ -31,33 +29,28 @@ def run_experiment(
     valid checkpoint. Every ``engine.checkpoint_every`` rounds (and on Ctrl-C) a
     checkpoint is written; ``checkpoint_every = 0`` writes none.
     """
-    checkpoint = load_checkpoint(Path(out_dir) / "checkpoints") if resume else None
-    writer = RunWriter(out_dir, cfg, checkpoint["rounds_done"] if checkpoint else None)
+    writer, resumed = RunWriter.resume(out_dir, cfg) if resume else (RunWriter(out_dir, cfg), None)
     configure_torch(cfg)
     data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
     federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
     device = select_device(cfg.engine.device)
     engine = EmbeddedEngine(cfg, data, federation, device)
     start = 0
-    if checkpoint:
-        engine.global_state = {k: v.to(device) for k, v in checkpoint["global_state"].items()}
-        restore_rng_states(checkpoint["rng"])
-        start = checkpoint["rounds_done"]
+    if resumed is not None:
+        engine.global_state = {k: v.to(device) for k, v in resumed.global_state.items()}
+        start = resumed.rounds_done
     else:
         writer.start(data, federation)
-    every = cfg.engine.checkpoint_every
     done, done_state = start, engine.global_state  # the last round written to metrics
     try:
         for t in range(start, cfg.rounds):
             record = engine.run_round(t)
-            writer.record(record)
+            writer.record(record, engine.global_state)
             done, done_state = t + 1, engine.global_state
-            if every and (done % every == 0 or done == cfg.rounds):
-                _checkpoint(writer, done_state, done)
             if on_round is not None:
                 on_round(record)
     except KeyboardInterrupt:
-        _checkpoint(writer, done_state, done)
+        writer.checkpoint(done_state, done)
         raise RunInterrupted(
             f"interrupted after round {done}; continue with `fedcmi run --resume {writer.out}`"
         ) from None
@@ -69,13 +62,3 @@ def run_experiment(
 
 class RunInterrupted(RuntimeError):
     """Ctrl-C: a checkpoint was written, the run can be resumed."""
-
-
-def _checkpoint(writer: RunWriter, state: State, rounds_done: int) -> None:
-    save_checkpoint(
-        writer.out / "checkpoints",
-        {
-            "rounds_done": rounds_done,
-            "global_state": {k: v.detach().cpu() for k, v in state.items()},
-        },
-    )

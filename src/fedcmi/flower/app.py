@@ -26,7 +26,7 @@ from fedcmi.engine.embedded import make_client_data
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.faults import flip_labels
 from fedcmi.engine.rounds import train_client
-from fedcmi.engine.run_folder import RoundRecord, RunWriter, Summary
+from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary
 from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.common import (
     config_from_toml,
@@ -142,25 +142,35 @@ def serve(
     out: str | Path,
     data_dir: str | None = None,
     on_round: Callable[[RoundRecord], None] | None = None,
+    resume: bool = False,
 ) -> Summary:
-    """The server side of a run: the same run folder as the embedded engine."""
+    """The server side of a run: the same run folder and checkpoints as the embedded
+    engine. With ``resume``, ``out`` is an interrupted run continued from its latest
+    checkpoint (its metrics lines after that checkpoint are recomputed identically)."""
     cfg = config_from_toml(config_toml)
-    writer = RunWriter(out, cfg)
     ws = workspace(config_toml, data_dir)
-    initial = ws.trainer.initial_state()  # the seeded init, as in the embedded engine
+    if resume:
+        writer, resumed = RunWriter.resume(out, cfg)
+        start = {k: v.to(ws.device) for k, v in resumed.global_state.items()}
+        done = resumed.rounds_done
+    else:
+        writer, done = RunWriter(out, cfg), 0
+        start = ws.initial_state  # the seeded init, as in the embedded engine
     evaluator = Evaluator(cfg, ws.data, ws.trainer.model, ws.device)
     node_of = discover_nodes(grid, cfg.federation.num_clients)
-    writer.start(ws.data, ws.federation)
-    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, initial)
+    if not resume:
+        writer.start(ws.data, ws.federation)
+    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, start, rounds_done=done)
     strategy.on_round = on_round
-    strategy.start(
-        grid=grid,
-        initial_arrays=to_record(initial),
-        num_rounds=cfg.rounds,
-        timeout=cfg.robustness.client_timeout or 3600.0,
-        train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
-        evaluate_fn=strategy.evaluate_round,
-    )
+    if done < cfg.rounds:
+        strategy.start(
+            grid=grid,
+            initial_arrays=to_record(start),
+            num_rounds=cfg.rounds - done,
+            timeout=cfg.robustness.client_timeout or 3600.0,
+            train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
+            evaluate_fn=strategy.evaluate_round,
+        )
     probes = evaluator.probes(strategy.global_state)
     return writer.finish(strategy.global_state, str(ws.device), engine="flower", probes=probes)
 
@@ -168,6 +178,12 @@ def serve(
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
     run_config = context.run_config
+    data_dir = str(run_config.get("data-dir") or "") or None
+    resume = str(run_config.get("resume") or "")
+    if resume:  # an interrupted run folder: its own config, continued in place
+        folder = RunFolder(resume)
+        serve(grid, folder.config_text(), folder.path, data_dir, resume=True)
+        return
     if "config-toml" in run_config and run_config["config-toml"]:
         text = str(run_config["config-toml"])
     else:
@@ -175,8 +191,7 @@ def main(grid: Grid, context: Context) -> None:
     out = Path(str(run_config.get("out", "runs/flower")))
     if out.exists() and any(out.iterdir()):  # never overwrite: a fresh, timestamped folder
         out = out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    data_dir = run_config.get("data-dir") or None
-    serve(grid, text, out, str(data_dir) if data_dir else None)
+    serve(grid, text, out, data_dir)
 
 
 def config_text(path: str, overrides: list[str] | None = None) -> str:

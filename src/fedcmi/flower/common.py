@@ -57,6 +57,9 @@ class Workspace:
     federation: Federation
     trainer: ClientTrainer
     device: torch.device
+    # The seeded initial global state, taken before any training: the trainer's model is
+    # reused by every run of this config in the process, so its weights move.
+    initial_state: dict[str, torch.Tensor]
 
 
 _WORKSPACES: dict[str, Workspace] = {}
@@ -71,7 +74,8 @@ def workspace(config_toml: str, data_dir: str | None) -> Workspace:
         data = load_dataset(cfg.data.name, cfg.data.params, Path(data_dir) if data_dir else None)
         federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
         device = select_device(cfg.engine.device)
+        trainer = ClientTrainer(cfg, data, device)
         _WORKSPACES[key] = Workspace(
-            cfg, data, federation, ClientTrainer(cfg, data, device), device
+            cfg, data, federation, trainer, device, trainer.initial_state()
         )
     return _WORKSPACES[key]

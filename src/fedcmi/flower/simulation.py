@@ -21,9 +21,11 @@ def run_flower_simulation(
     out_dir: str | Path,
     on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
+    resume: bool = False,
 ) -> Summary:
-    """One run on Flower's simulation engine; returns its summary."""
-    return run_flower_simulations([cfg], [out_dir], on_round, cpus_per_client)[0]
+    """One run on Flower's simulation engine; returns its summary. With ``resume``,
+    ``out_dir`` is an interrupted run, continued from its latest checkpoint."""
+    return run_flower_simulations([cfg], [out_dir], on_round, cpus_per_client, resume)[0]
 
 
 def run_flower_simulations(
@@ -31,6 +33,7 @@ def run_flower_simulations(
     out_dirs: list[str | Path],
     on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
+    resume: bool = False,
 ) -> list[Summary]:
     """Several runs (same number of clients) one after another in one simulation,
     sharing its start-up cost."""
@@ -45,7 +48,7 @@ def run_flower_simulations(
     @server.main()
     def main(grid: Grid, context) -> None:
         for cfg, out in zip(cfgs, out_dirs):
-            summaries.append(serve(grid, cfg.to_toml(), out, data_dir, on_round))
+            summaries.append(serve(grid, cfg.to_toml(), out, data_dir, on_round, resume))
 
     os.environ.setdefault("FEDCMI_CACHE", data_dir)  # Ray workers inherit it
     run_simulation(

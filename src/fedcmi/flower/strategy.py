@@ -43,7 +43,10 @@ class FedCMIStrategy(Strategy):
         evaluator: Evaluator,
         writer: RunWriter,
         global_state: State,
+        rounds_done: int = 0,
     ) -> None:
+        """``rounds_done``: rounds finished before this start (a resumed run); Flower's
+        server round r is then the run's round ``rounds_done + r``."""
         self.ws = workspace
         self.algorithm = workspace.trainer.algorithm
         self.node_of = node_of
@@ -51,6 +54,7 @@ class FedCMIStrategy(Strategy):
         self.evaluator = evaluator
         self.writer = writer
         self.global_state = global_state
+        self.offset = rounds_done
         self.selected: list[int] = []
         self.result = RoundResult([], [], 1)
         self.on_round: Callable[[RoundRecord], None] | None = None
@@ -61,7 +65,7 @@ class FedCMIStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        t = server_round - 1
+        t = self.offset + server_round - 1
         self.selected = participants(self.algorithm, self.ws.federation, t)
         self._resend = (grid, arrays, config, t)  # what a retry of this round sends again
         return self._messages(arrays, config, t, attempt=0)
@@ -95,7 +99,7 @@ class FedCMIStrategy(Strategy):
                 grid.send_and_receive(sent, timeout=rob.client_timeout or 3600.0), attempt
             )
 
-        self.result = drive_round(server_round - 1, self.selected, rob, run_attempt)
+        self.result = drive_round(self.offset + server_round - 1, self.selected, rob, run_attempt)
         if not self.result.accepted:
             return None, None
         self.global_state = aggregate_round(self.algorithm, self.global_state, self.result, rob)
@@ -146,8 +150,9 @@ class FedCMIStrategy(Strategy):
         if server_round == 0:
             return None
         evaluation = self.evaluator(self.global_state)
-        record = round_record(server_round - 1, self.ws.cfg, self.selected, self.result, evaluation)
-        self.writer.record(record)
+        t = self.offset + server_round - 1
+        record = round_record(t, self.ws.cfg, self.selected, self.result, evaluation)
+        self.writer.record(record, self.global_state)  # and the checkpoint, when due
         if self.on_round is not None:
             self.on_round(record)
         scalars: dict[str, Any] = {
