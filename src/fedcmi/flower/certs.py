@@ -108,3 +108,31 @@ def make_certificates(
     _write_key(paths["server_key"], server_key)
     _write_key(paths["client_key"], client_key)
     return paths
+
+
+def make_node_keys(folder: str | Path, names: list[str]) -> dict[str, tuple[Path, Path]]:
+    """An EC (P-384) key pair per SuperNode in OpenSSH format, for SuperNode
+    authentication: ``NAME`` (private, mode 600, for ``flower-supernode
+    --auth-supernode-private-key``) and ``NAME.pub`` (for ``flwr supernode register``).
+    Returns name -> (private key path, public key path)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = {}
+    for name in names:
+        key = ec.generate_private_key(ec.SECP384R1())
+        private, public = folder / name, folder / f"{name}.pub"
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            )
+        )
+        private.chmod(0o600)
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+        )
+        keys[name] = (private, public)
+    return keys

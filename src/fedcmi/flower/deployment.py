@@ -4,6 +4,7 @@ exactly the process groups started here, children included, also when a run fail
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -51,8 +52,22 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 @contextmanager
-def tls_deployment(workdir: Path, num_nodes: int, certs: dict[str, Path], data_dir: Path):
-    """Yield (env, connection name) for `flwr run` against a fresh TLS deployment."""
+def tls_deployment(
+    workdir: Path,
+    num_nodes: int,
+    certs: dict[str, Path],
+    data_dir: Path,
+    node_keys: list[tuple[Path, Path]] | None = None,
+    intruder_key: Path | None = None,
+):
+    """Yield (env, connection name) for `flwr run` against a fresh TLS deployment.
+
+    With ``node_keys`` (one (private, public) OpenSSH key pair per node, see
+    :func:`fedcmi.flower.certs.make_node_keys`) the SuperLink only admits SuperNodes whose
+    public key was registered (``--enable-supernode-auth``); every node's key is
+    registered with ``flwr supernode register`` before it starts. ``intruder_key``
+    starts one more SuperNode with that unregistered private key, which the SuperLink
+    must refuse."""
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -92,12 +107,23 @@ def tls_deployment(workdir: Path, num_nodes: int, certs: dict[str, Path], data_d
                 "--port",
                 str(port),
                 "--disable-runtime-dependency-installation",
+                *(["--enable-supernode-auth"] if node_keys else []),
             ],
         )
         wait_for_port(port, 90, link, workdir / "superlink.log")
-        for i in range(num_nodes):
+        home = workdir / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            '[superlink]\ndefault = "tls-local"\n\n[superlink.tls-local]\n'
+            f'address = "127.0.0.1:{port}"\nroot-certificates = "{certs["ca"]}"\n'
+        )
+        for _, public in node_keys or []:
+            register_node(env, "tls-local", public)
+
+        def supernode(name: str, node_config: str, private: Path | None) -> None:
+            auth = ["--auth-supernode-private-key", str(private)] if private else []
             start(
-                f"supernode{i}",
+                name,
                 [
                     str(BIN / "flower-supernode"),
                     "--superlink",
@@ -107,30 +133,68 @@ def tls_deployment(workdir: Path, num_nodes: int, certs: dict[str, Path], data_d
                     "--port",
                     str(free_port()),
                     "--node-config",
-                    f"partition-id={i} num-partitions={num_nodes} data-dir='{data_dir}'",
+                    node_config,
+                    *auth,
                 ],
             )
-        home = workdir / "flwr-home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(
-            '[superlink]\ndefault = "tls-local"\n\n[superlink.tls-local]\n'
-            f'address = "127.0.0.1:{port}"\nroot-certificates = "{certs["ca"]}"\n'
-        )
+
+        for i in range(num_nodes):
+            config = f"partition-id={i} num-partitions={num_nodes} data-dir='{data_dir}'"
+            supernode(f"supernode{i}", config, node_keys[i][0] if node_keys else None)
+        if intruder_key is not None:
+            config = f"partition-id=0 num-partitions={num_nodes} data-dir='{data_dir}'"
+            supernode("intruder", config, intruder_key)
         yield env, "tls-local"
     finally:
         stop(procs)
 
 
 def flwr_run(
-    env: dict, connection: str, config: Path, out: Path, timeout: float
+    env: dict,
+    connection: str,
+    config: Path | None,
+    out: Path,
+    timeout: float,
+    resume: bool = False,
 ) -> subprocess.CompletedProcess:
+    """``flwr run`` of this project against ``connection``, streaming until the run ends:
+    ``config`` into the new run folder ``out``, or (``resume``) the interrupted run in
+    ``out`` continued from its checkpoint."""
+    run_config = f"resume='{out}'" if resume else f"config='{config}' out='{out}'"
     return subprocess.run(
+        [str(BIN / "flwr"), "run", str(REPO), connection, "--stream", "--run-config", run_config],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def register_node(env: dict, connection: str, public_key: Path) -> None:
+    """``flwr supernode register``: admit the SuperNode holding this key's private half."""
+    result = subprocess.run(
+        [str(BIN / "flwr"), "supernode", "register", str(public_key), connection],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RunFailure(f"flwr supernode register failed: {result.stdout}{result.stderr}")
+
+
+def flwr_submit(env: dict, connection: str, config: Path, out: Path) -> int:
+    """Start a run without waiting for it; returns its run id (for ``flwr_stop``)."""
+    result = subprocess.run(
         [
             str(BIN / "flwr"),
             "run",
             str(REPO),
             connection,
-            "--stream",
+            "--format",
+            "json",
             "--run-config",
             f"config='{config}' out='{out}'",
         ],
@@ -138,5 +202,21 @@ def flwr_run(
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=120,
+    )
+    reply = json.loads(result.stdout[result.stdout.index("{") :])
+    if not reply.get("success"):
+        raise RunFailure(f"flwr run was refused: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return int(reply["run-id"])
+
+
+def flwr_stop(env: dict, connection: str, run_id: int) -> subprocess.CompletedProcess:
+    """Stop a run on the SuperLink (its ServerApp ends wherever it is)."""
+    return subprocess.run(
+        [str(BIN / "flwr"), "stop", str(run_id), connection],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
