@@ -6,8 +6,8 @@
 #      prepared CREMA-D and AVE fixtures with every speed option;
 #   2. the speed bench, in what is left of TOTAL_SECONDS (540 s): a CREMA-D-shaped FedCMI
 #      round (5 clients x 335 samples x 10 local epochs, two ResNet-18s) as reference /
-#      default / fastest, the same for av-digits when its cache is already built, then
-#      fastest+compile for each (compiled rows last: a cut keeps the rows before them).
+#      default / tuned, the same for av-digits when its cache is already built, then
+#      tuned+compile for each (compiled rows last: a cut keeps the rows before them).
 #
 # Needs torch (CUDA), numpy, scipy, tqdm and rich; the suite also needs pytest and PyAV
 # (it is reported as skipped without them). fedcmi runs from src/ when it is not

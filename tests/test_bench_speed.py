@@ -9,6 +9,7 @@ from fedcmi.core.phases import PhaseLog
 from fedcmi.data import load_dataset
 from fedcmi.engine.embedded import EmbeddedEngine
 from fedcmi.engine.federation import build_federation
+from fedcmi.engine.speed import resolve_precision
 from fedcmi.tools.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
 from tests.conftest import synthetic_config
 
@@ -38,9 +39,12 @@ def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
     seen = []
     rows = bench_workload(work, torch.device("cpu"), on_row=seen.append)
     assert seen == rows
-    assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]
+    assert [r["variant"] for r in rows] == ["reference", "default", "tuned"]
     assert rows[0]["speedup_vs_reference"] == 1.0
-    assert rows[2]["precision"] == "bf16" and rows[2]["channels_last"] is True
+    assert rows[2]["precision"] == "auto" and rows[2]["channels_last"] is True
+    chosen = resolve_precision("auto", torch.device("cpu"))  # the tuned row says what auto chose
+    assert (rows[2]["precision_used"], rows[2]["precision_reason"]) == (chosen.name, chosen.reason)
+    assert rows[1]["precision_used"] == "fp32"
     fed = build_federation(work.data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
     expected = sum(len(fed.client_indices[c]) for c in fed.schedule[BENCH_ROUND])
     for row in rows:
@@ -63,7 +67,7 @@ def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
     out = tmp_path / "speed.json"
     assert main(["bench", "speed", "--workload", "av-digits", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [r["variant"] for r in rows] == ["reference", "default", "fastest"]
+    assert [r["variant"] for r in rows] == ["reference", "default", "tuned"]
 
 
 def test_crema_shaped_workload_has_cremas_shapes_dtypes_and_split_sizes():
@@ -91,10 +95,10 @@ def test_compiled_rows_come_after_every_workloads_main_rows(monkeypatch):
     monkeypatch.setattr(bench, "crema_shaped", lambda scale, epochs: Workload("crema", None, None))
     monkeypatch.setattr(bench, "av_digits", lambda: Workload("digits", None, None))
     bench.bench_speed(["crema-shaped", "av-digits"], 0.1, 1, compile_=True)
-    main = ("reference", "default", "fastest")
+    main = ("reference", "default", "tuned")
     assert calls == [
         ("crema", main, None),
         ("digits", main, None),
-        ("crema", ("fastest+compile",), 2.0),  # ratio to the crema reference row
-        ("digits", ("fastest+compile",), 2.0),
+        ("crema", ("tuned+compile",), 2.0),  # ratio to the crema reference row
+        ("digits", ("tuned+compile",), 2.0),
     ]

@@ -62,8 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = (
             Path(args.out) if args.out else default_out_dir(cfg_path, cfg.algorithm.name, cfg.seed)
         )
+    from fedcmi.engine.embedded import select_device
+    from fedcmi.engine.speed import resolve_precision
+
     verb = "resuming" if args.resume else "run"
     print(f"fedcmi {verb}: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds -> {out}")
+    device = select_device(cfg.engine.device)
+    chosen = resolve_precision(cfg.engine.precision, device)
+    print(f"precision on {device}: {chosen.name} ({chosen.reason})")
     bar = None if args.quiet else _progress(cfg.rounds)
     on_round = None if bar is None else bar.update_round
     try:
@@ -394,6 +400,11 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         _write_json_figures(args.json, done)
         print(f"measured {row['workload']} / {row['variant']}: {row['seconds_per_round']} s")
 
+    from fedcmi.engine.embedded import select_device
+    from fedcmi.engine.speed import resolve_precision
+
+    chosen = resolve_precision("auto", select_device("auto"))
+    print(f"tuned rows: precision auto -> {chosen.name} ({chosen.reason})")
     rows = bench_speed(args.workload.split(","), scale, epochs, args.compile, on_row=save)
     table = Table(
         title=f"one FedCMI round: training + aggregation, evaluation apart "
@@ -403,6 +414,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         "workload",
         "variant",
         "device",
+        "precision",
         "samples/s",
         "s/round",
         "x reference",
@@ -416,6 +428,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             r["workload"],
             r["variant"],
             r["device"],
+            r["precision_used"],
             f"{r['samples_per_second']:.1f}",
             f"{r['seconds_per_round']:.2f}",
             f"{r['speedup_vs_reference']:.2f}",
@@ -425,6 +438,28 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         )
     Console(width=140).print(table)
     return 0
+
+
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    from fedcmi.tools.bench_scale import bench_scale
+
+    header = (
+        f"{'sweep':26s} {'clients':>8s} {'per round':>9s} {'samples/client':>14s} "
+        f"{'setup s':>8s} {'s/round':>8s} {'peak MiB':>9s} {'growth MiB':>10s}"
+    )
+    print(header)
+
+    def show(r: dict[str, Any]) -> None:
+        print(
+            f"{r['sweep']:26s} {r['clients']:8d} {r['per_round']:9d} "
+            f"{r['samples_per_client']:14.1f} {r['setup_seconds']:8.2f} "
+            f"{r['seconds_per_round']:8.3f} {r['peak_rss_mib']:9.0f} {r['rss_growth_mib']:10.1f}",
+            flush=True,
+        )
+
+    result = bench_scale(show)
+    print(f"machine: {result['machine']}, {result['date']}")
+    return _write_json_figures(args.json, result)
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
@@ -583,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engines.add_argument("--json", help="write the figures to this JSON file")
     engines.set_defaults(func=cmd_bench)
-    speed = bench_sub.add_parser("speed", help="reference-style loop vs engine vs fastest settings")
+    speed = bench_sub.add_parser("speed", help="reference-style loop vs engine vs tuned settings")
     speed.add_argument(
         "--workload",
         default="crema-shaped,av-digits",
@@ -599,10 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="local epochs (default 10 on a GPU, 1 on a CPU)"
     )
     speed.add_argument(
-        "--compile", action="store_true", help="add a 'fastest+compile' row (torch.compile)"
+        "--compile", action="store_true", help="add a 'tuned+compile' row (torch.compile)"
     )
     speed.add_argument("--json", help="write the rows to this JSON file (after every row)")
     speed.set_defaults(func=cmd_bench_speed)
+    scale = bench_sub.add_parser("scale", help="round time and memory against the client count")
+    scale.add_argument("--json", help="write the figures to this JSON file")
+    scale.set_defaults(func=cmd_bench_scale)
     faults = bench_sub.add_parser("faults", help="a seeded fault mix against the fault-free run")
     faults.add_argument("--config", help="workload preset (default: av-digits-fedcmi, 10 rounds)")
     faults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -87,8 +87,9 @@ class EngineConfig:
     deterministic: bool = True
     threads: int | None = None
     # fp32; tf32 (CUDA matmuls/convolutions in TF32); bf16 (autocast of the local
-    # forward passes to bfloat16, on CUDA GPUs that support it and on CPU).
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    # forward passes to bfloat16, on CUDA GPUs that support it and on CPU); auto: bf16
+    # where the hardware runs it natively, else fp32 (fedcmi.engine.speed.resolve_precision).
+    precision: Literal["fp32", "tf32", "bf16", "auto"] = "fp32"
     channels_last: bool = False  # NHWC memory format for convolutional encoders
     compile: bool = False  # torch.compile the encoders (in place; state-dict keys unchanged)
     # Clients of a round trained at the same time, each on its own model replica (and CUDA

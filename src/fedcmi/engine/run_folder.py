@@ -36,6 +36,7 @@ from fedcmi.core.protocol import run_figures
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.federation import Federation
+from fedcmi.engine.speed import resolve_precision
 from fedcmi.errors import RunFailure
 
 
@@ -99,11 +100,14 @@ class Summary:
     train_seconds: float
     seconds_per_round: float
     wall_seconds: float | None = None  # set by a sweep: the cell's whole wall time
+    precision: str | None = None  # what engine.precision resolved to on this device
+    precision_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        if self.wall_seconds is None:
-            del out["wall_seconds"]
+        for optional in ("wall_seconds", "precision", "precision_reason"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod
@@ -306,5 +310,7 @@ class RunWriter:
             train_seconds=round(train_seconds, 3),
             seconds_per_round=round(train_seconds / cfg.rounds, 4),
         )
+        chosen = resolve_precision(cfg.engine.precision, torch.device(device))
+        summary.precision, summary.precision_reason = chosen.name, chosen.reason
         self.folder.write_summary(summary)
         return summary

@@ -4,10 +4,11 @@
    ``Dataset`` + ``DataLoader`` (host tensors, moved to the device per batch), the
    global model deep-copied for every client;
 2. default: this engine (tensors on the device, index batching, one reused model);
-3. fastest: the engine with ``precision = "bf16"``, ``channels_last``,
+3. tuned: the engine with ``precision = "auto"`` (bf16 only where the hardware runs it
+   natively, see :func:`fedcmi.engine.speed.resolve_precision`), ``channels_last``,
    ``deterministic = false`` (cuDNN autotuning) and, on a GPU, the round's clients
    trained concurrently;
-4. fastest+compile (with ``--compile``): the same plus ``torch.compile``.
+4. tuned+compile (with ``--compile``): the same plus ``torch.compile``.
 
 The benchmarked round is FedCMI's first round after its warm-up round, so the global
 teacher, the class-wise temperatures and the infiltration loss all run. "Seconds per
@@ -52,7 +53,7 @@ from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.embedded import EmbeddedEngine, clone_state, select_device
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.rounds import participants
-from fedcmi.engine.speed import configure_torch
+from fedcmi.engine.speed import configure_torch, resolve_precision
 
 BENCH_ROUND = 1  # 0-based: the round after FedCMI's warm-up round (warmup_rounds = 1)
 
@@ -160,7 +161,7 @@ def reference_round(
     return updates
 
 
-MAIN_VARIANTS = ("reference", "default", "fastest")
+MAIN_VARIANTS = ("reference", "default", "tuned")
 
 
 def variants(cfg: Config, device: torch.device) -> dict[str, Config]:
@@ -169,7 +170,7 @@ def variants(cfg: Config, device: torch.device) -> dict[str, Config]:
     concurrency = cfg.federation.clients_per_round if device.type == "cuda" else 1
     fast = replace(
         cfg.engine,
-        precision="bf16",
+        precision="auto",
         channels_last=True,
         concurrent_clients=concurrency,
         deterministic=False,
@@ -177,8 +178,8 @@ def variants(cfg: Config, device: torch.device) -> dict[str, Config]:
     return {
         "reference": cfg,
         "default": cfg,
-        "fastest": replace(cfg, engine=fast),
-        "fastest+compile": replace(cfg, engine=replace(fast, compile=True)),
+        "tuned": replace(cfg, engine=fast),
+        "tuned+compile": replace(cfg, engine=replace(fast, compile=True)),
     }
 
 
@@ -304,6 +305,7 @@ def bench_variant(run: VariantRun) -> dict[str, Any]:
     cfg, fed = engine.cfg, engine.federation
     selected = participants(engine.algorithm, fed, BENCH_ROUND)
     samples = sum(len(fed.client_indices[c]) for c in selected) * cfg.train.local_epochs
+    chosen = resolve_precision(cfg.engine.precision, run.device)
     warm = run.warm_up()
     log = PhaseLog(run.device)
     wall, peak = _measure(lambda: run.round(log), run.device)
@@ -320,6 +322,8 @@ def bench_variant(run: VariantRun) -> dict[str, Any]:
         "local_epochs": cfg.train.local_epochs,
         "samples": samples,
         "precision": cfg.engine.precision,
+        "precision_used": chosen.name,
+        "precision_reason": chosen.reason,
         "channels_last": cfg.engine.channels_last,
         "compile": cfg.engine.compile,
         "concurrent_clients": cfg.engine.concurrent_clients,
@@ -354,5 +358,5 @@ def bench_speed(
     if compile_:
         for work in loaded:
             reference = next(r for r in rows if r["workload"] == work.name)["seconds_per_round"]
-            rows += bench_workload(work, device, ("fastest+compile",), on_row, reference)
+            rows += bench_workload(work, device, ("tuned+compile",), on_row, reference)
     return rows
