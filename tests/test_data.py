@@ -93,3 +93,13 @@ def test_av_digits_small_build_is_cached_and_aligned(tmp_path):
     again = load_dataset("av-digits", params, tmp_path)
     assert torch.equal(again.train.x_a, data.train.x_a)
     assert torch.equal(again.train.y, data.train.y)
+
+
+def test_an_empty_val_or_test_split_is_refused_up_front():
+    from fedcmi.config import load_config
+    from fedcmi.data import load_dataset
+    from fedcmi.errors import InputError
+
+    cfg = load_config(None, ["data.name=synthetic", "data.per_class=5", "data.val_fraction=0.05"])
+    with pytest.raises(InputError, match="val_fraction = 0.05 of 20 samples leaves the val"):
+        load_dataset(cfg.data.name, cfg.data.params)

@@ -125,6 +125,7 @@ class FedCMI(Algorithm):
     def __init__(self, params: Params) -> None:
         super().__init__(params)
         self._teacher: FedCMIModel | None = None
+        self._teacher_source: State | None = None  # the state the teacher holds
 
     def build_model(self, data: MultimodalData, cfg: ModelConfig) -> FedCMIModel:
         enc_a, enc_v = build_encoders(data, cfg)
@@ -139,10 +140,14 @@ class FedCMI(Algorithm):
         )
 
     def teacher(self, model: FedCMIModel, global_state: State) -> FedCMIModel:
-        """The frozen global model in eval mode; one module reused across clients."""
+        """The frozen global model in eval mode; one module reused across clients, loaded
+        once per global state (every client of a round shares it, and eval mode never
+        changes the teacher's buffers)."""
         if self._teacher is None:
             self._teacher = copy.deepcopy(model).requires_grad_(False)
-        self._teacher.load_state_dict(global_state)
+        if self._teacher_source is not global_state:
+            self._teacher.load_state_dict(global_state)
+            self._teacher_source = global_state
         return self._teacher.eval()
 
     def local_train(

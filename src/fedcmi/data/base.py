@@ -125,6 +125,12 @@ def make_splits(
 ) -> tuple[Split, Split, Split]:
     full = Split(x_a, x_v, y)
     idx = stratified_split(y.numpy(), val_fraction, test_fraction, seed)
+    for name, part, fraction in zip(("val", "test"), idx[1:], (val_fraction, test_fraction)):
+        if len(part) == 0:  # every round evaluates on both: refuse before training
+            raise InputError(
+                f"{name}_fraction = {fraction} of {len(y)} samples leaves the {name} split "
+                f"empty (split per class); use more samples or a larger {name}_fraction"
+            )
     return tuple(full.subset(torch.from_numpy(i)) for i in idx)  # type: ignore[return-value]
 
 

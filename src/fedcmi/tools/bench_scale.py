@@ -27,7 +27,7 @@ from typing import Any
 SAMPLES_PER_ROUND = 2_000  # training samples shared by the clients in sweep 1
 PER_ROUND = (5, 50, 500)
 FEDERATION = (20, 100, 1_000, 10_000)
-FEDERATION_SAMPLES_PER_CLIENT = 4
+FEDERATION_SAMPLES_PER_CLIENT = 20
 
 
 def _rss_mib() -> float:
@@ -113,7 +113,8 @@ def federation_rows(on_row: Callable[[dict[str, Any]], None] | None = None) -> l
     """Sweep 2: 20 to 10,000 clients in the federation, 10 of them per round."""
     rows = []
     for n in FEDERATION:
-        per_class = round(n * FEDERATION_SAMPLES_PER_CLIENT / 0.9 / 10) + 1
+        # at least 40 per class, so that the 5 % val and test splits hold every class
+        per_class = max(40, round(n * FEDERATION_SAMPLES_PER_CLIENT / 0.9 / 10) + 1)
         sets = [
             *_base(10, per_class),
             f"federation.num_clients={n}",
