@@ -1,4 +1,4 @@
-"""Modality-aware aggregation with a-only, v-only and empty sides (ALGORITHM.md, Server)."""
+"""Modality-aware aggregation with a-only, v-only and empty sides."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Class-wise temperatures against hand-computed values (ALGORITHM.md)."""
+"""Class-wise temperatures against hand-computed values."""
 
 import math
 

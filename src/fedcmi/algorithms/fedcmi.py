@@ -1,6 +1,6 @@
 """FedCMI: Cross-Modal Infiltration Federated Learning (Fan et al., arXiv 2401.00894).
 
-Implements ``shared/spec/ALGORITHM.md``. Multimodal client, local objective::
+Implements the FedCMI specification. Multimodal client, local objective::
 
     L = CE(z, y) + lambda1 [CE(z_a^s, y) + CE(z_v^s, y)] + lambda2 L_cmi
         + (mu/2) ||theta - theta_g||^2
@@ -43,7 +43,7 @@ from fedcmi.registry import ALGORITHMS
 def class_wise_temperatures(
     p_a: Tensor, p_v: Tensor, labels: Tensor, num_classes: int, beta: float = 2.0
 ) -> Tensor:
-    """Class-wise distillation temperatures T_c in (0, 1] (ALGORITHM.md).
+    """Class-wise distillation temperatures T_c in (0, 1] (the specification's rule).
 
     ``p_a[i]``/``p_v[i]``: the global model's a/v self-head probability of sample i's
     true class. With P_c^m the class means, rho_c = P_c^a / P_c^v and rho_bar their mean

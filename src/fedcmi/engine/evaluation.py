@@ -1,4 +1,4 @@
-"""Evaluation of a global model on a central split (ALGORITHM.md, Evaluation)."""
+"""Evaluation of a global model on a central split (the FedCMI specification's evaluation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AVE index: ``Category&VideoID&Quality&StartTime&EndTime`` rows (shared/spec/DATASETS.md).
+"""AVE index: ``Category&VideoID&Quality&StartTime&EndTime`` rows.
 
 Fields are split on ``&`` only, since class names contain commas and spaces. A VideoID
 seen again (a video with several events) keeps its first row; an event of zero length

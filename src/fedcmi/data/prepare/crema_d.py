@@ -1,4 +1,4 @@
-"""CREMA-D index: clip ids, labels and splits (shared/spec/DATASETS.md).
+"""CREMA-D index: clip ids, labels and splits.
 
 Clip ids are ``Actor_Sentence_Emotion_Level`` (e.g. ``1001_DFA_ANG_XX``). The label is
 the filename's emotion in the class order of OGM-GE/PMR (NEU HAP SAD FEA DIS ANG), or

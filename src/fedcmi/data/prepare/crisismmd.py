@@ -1,4 +1,4 @@
-"""CrisisMMD v2.0 index: task TSVs, labels and tweet cleaning (shared/spec/DATASETS.md)."""
+"""CrisisMMD v2.0 index: task TSVs, labels and tweet cleaning."""
 
 from __future__ import annotations
 

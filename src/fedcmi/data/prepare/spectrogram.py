@@ -1,4 +1,4 @@
-"""The PMR/OGM-GE audio recipe shared by CREMA-D and AVE (shared/spec/DATASETS.md)."""
+"""The PMR/OGM-GE audio recipe shared by CREMA-D and AVE."""
 
 from __future__ import annotations
 
