@@ -60,13 +60,13 @@ def crema_cache(tmp_path_factory):
     return root / "cache"
 
 
-def crema_config(cache, device, *overrides):
+def prepared_config(dataset, cache, device, *overrides):
+    """Two clients, both every round, on a prepared cache: small enough for the CPU."""
     return load_config(
         None,
         [
-            "data.name=crema-d",
+            f"data.name={dataset}",
             f"data.cache='{cache}'",
-            "data.val_fraction=0.5",
             f"engine.device={device}",
             "rounds=2",
             "federation.num_clients=2",
@@ -79,6 +79,10 @@ def crema_config(cache, device, *overrides):
             *overrides,
         ],
     )
+
+
+def crema_config(cache, device, *overrides):
+    return prepared_config("crema-d", cache, device, "data.val_fraction=0.5", *overrides)
 
 
 OPTIONS = {
@@ -137,41 +141,26 @@ ALL_OPTIONS = ["engine.precision=bf16", "engine.channels_last=true", "engine.con
 
 
 @pytest.mark.parametrize("dataset", ["crema-d", "ave"])
-def test_one_round_on_prepared_data_with_every_speed_option(tmp_path, gpu_device, dataset):
-    raw = tmp_path / "raw"
+def test_one_round_on_prepared_data_with_every_speed_option(
+    tmp_path, gpu_device, crema_cache, dataset
+):
     if dataset == "crema-d":
-        prepare(
-            "crema-d",
-            make_crema_d(raw, actors=("1001", "1002", "1003")),
-            tmp_path / "cache",
-            {**SMALL, "test_fraction": 0.34},
-        )
-        extra = ["data.val_fraction=0.5"]
+        cache, extra = crema_cache, ["data.val_fraction=0.5"]
     else:
+        cache = tmp_path / "cache"
         prepare(
             "ave",
-            make_ave(raw),
-            tmp_path / "cache",
+            make_ave(tmp_path / "raw"),
+            cache,
             {"seconds": 2.0, "frame_size": 16, "frames": 4},
         )
         extra = ["data.frames=4"]
     options = [*ALL_OPTIONS, *(["engine.compile=true"] if gpu_device == "cuda" else [])]
-    sets = [
-        f"data.name={dataset}",
-        f"data.cache='{tmp_path / 'cache'}'",
-        f"engine.device={gpu_device}",
-        "rounds=1",
-        "federation.num_clients=2",
-        "federation.clients_per_round=2",
-        "federation.min_client_size=1",
-        "federation.alpha=100.0",
-        "train.batch_size=4",
-        "train.lr=0.001",
-        "model.feature_dim=32",
-        *extra,
-    ]
-    plain = run_experiment(load_config(None, sets), tmp_path / "plain")
-    fast = run_experiment(load_config(None, [*sets, *options]), tmp_path / "fast")
+    sets = ["rounds=1", *extra]
+    plain = run_experiment(prepared_config(dataset, cache, gpu_device, *sets), tmp_path / "plain")
+    fast = run_experiment(
+        prepared_config(dataset, cache, gpu_device, *sets, *options), tmp_path / "fast"
+    )
     assert fast.device.startswith(gpu_device) and fast.rounds == 1
     for key in ("acc", "acc_a", "acc_v", "acc_av", "acc_va"):  # ResNets on both sides
         assert math.isfinite(fast.last["test"][key]), key
