@@ -14,7 +14,7 @@ from fedcmi.flower.simulation import run_flower_simulations  # noqa: E402
 from tests.conftest import synthetic_config  # noqa: E402
 
 
-def parity_config(name: str):
+def parity_config(name: str, *extra: str):
     # threads=1 in both engines: Ray workers run single-threaded, and thread counts
     # can change floating-point reduction order.
     return synthetic_config(
@@ -22,6 +22,7 @@ def parity_config(name: str):
         "engine.threads=1",
         "federation.multimodal_ratio=0.5",
         "data.signal_v=3.0",
+        *extra,
     )
 
 
@@ -38,6 +39,22 @@ def test_every_algorithm_gives_identical_metrics_on_flower_and_embedded(tmp_path
         "federation.clients_per_round=4",
         "federation.num_clients=4",
     )
+    # Server optimizers, power-of-choice selection and per-sample missing inputs.
+    for name, method, extra in (
+        ("fedcmi-fedadam-pow-missing", "fedcmi", ('server.optimizer="adam"', "server.lr=0.05")),
+        ("fedavg-pow-missing", "fedavg", ()),
+    ):
+        names.append(name)
+        cfgs.append(
+            parity_config(
+                method,
+                'federation.selection="power-of-choice"',
+                "federation.missing_rate_a=0.3",
+                "federation.missing_rate_v=0.2",
+                *extra,
+            )
+        )
+        flower_dirs.append(tmp_path / f"flower-{name}")
     summaries = run_flower_simulations([*cfgs, faulty], [*flower_dirs, tmp_path / "faulty"])
     faulty_records = [
         json.loads(x) for x in (tmp_path / "faulty" / "metrics.jsonl").read_text().splitlines()
@@ -79,7 +96,15 @@ class StopAfter(Exception):
 def test_a_stopped_flower_run_resumes_to_identical_metrics(tmp_path):
     from fedcmi.flower.simulation import run_flower_simulation
 
-    cfg = synthetic_config("rounds=4", "engine.threads=1")
+    # SCAFFOLD with FedYogi: client variates, server variate and moments cross the cut.
+    cfg = synthetic_config(
+        "rounds=4",
+        "engine.threads=1",
+        "algorithm.name=scaffold",
+        'server.optimizer="yogi"',
+        "server.lr=0.05",
+        "federation.multimodal_ratio=0.5",
+    )
     run_flower_simulation(cfg, tmp_path / "whole")
 
     def stop(record):

@@ -39,6 +39,35 @@ class FederationConfig:
     alpha: float = 3.0
     multimodal_ratio: float = 1.0
     min_client_size: int = 10
+    # "uniform": clients_per_round drawn uniformly without replacement. "power-of-choice"
+    # (Cho et al. 2022): `candidates` clients drawn with probability proportional to their
+    # sample count, and the clients_per_round of them with the highest local loss of the
+    # global model take part (None: min(2 x clients_per_round, num_clients)).
+    selection: Literal["uniform", "power-of-choice"] = "uniform"
+    candidates: int | None = None
+    # Per-sample missing modalities within multimodal clients: each sample's a (v) input
+    # is absent with this probability, drawn once from the seed, independently per
+    # modality; a sample that draws both absent is left out of training and counted in
+    # the manifest (see fedcmi.engine.federation.draw_missing).
+    missing_rate_a: float = 0.0
+    missing_rate_v: float = 0.0
+
+
+@dataclass
+class ServerConfig:
+    """The server's step on the aggregated update (FedOpt, Reddi et al., ICLR 2021).
+
+    With Delta = aggregate(client states) - theta (the pseudo-gradient): "sgd" takes
+    theta + lr Delta (lr = 1 is plain averaging); "adam", "yogi" and "adagrad" keep
+    moments m, v per parameter and take theta + lr m / (sqrt(v) + tau) (see
+    fedcmi.core.server_opt).
+    """
+
+    optimizer: Literal["sgd", "adam", "yogi", "adagrad"] = "sgd"
+    lr: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
 
 
 @dataclass
@@ -147,6 +176,7 @@ class Config:
     data: NamedConfig = field(default_factory=lambda: _named("data", {}))
     federation: FederationConfig = field(default_factory=FederationConfig)
     algorithm: NamedConfig = field(default_factory=lambda: _named("algorithm", {}))
+    server: ServerConfig = field(default_factory=ServerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -188,6 +218,21 @@ class Config:
             "a value in [0, 1]",
         )
         _check(fed.min_client_size >= 1, "federation.min_client_size", fed.min_client_size, ">= 1")
+        if fed.candidates is not None:
+            _check(
+                fed.clients_per_round <= fed.candidates <= fed.num_clients,
+                "federation.candidates",
+                fed.candidates,
+                f"clients_per_round..num_clients ({fed.clients_per_round}..{fed.num_clients})",
+            )
+        for key in ("missing_rate_a", "missing_rate_v"):
+            rate = getattr(fed, key)
+            _check(0 <= rate < 1, f"federation.{key}", rate, "a probability in [0, 1)")
+        srv = self.server
+        _check(srv.lr > 0, "server.lr", srv.lr, "> 0")
+        _check(0 <= srv.beta1 < 1, "server.beta1", srv.beta1, "a value in [0, 1)")
+        _check(0 <= srv.beta2 < 1, "server.beta2", srv.beta2, "a value in [0, 1)")
+        _check(srv.tau > 0, "server.tau", srv.tau, "> 0")
         tr = self.train
         _check(tr.local_epochs >= 1, "train.local_epochs", tr.local_epochs, ">= 1")
         _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from fedcmi.config import ModelConfig
@@ -13,7 +14,7 @@ from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import ClientData, RoundContext
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import LateFusionModel, MultimodalModel, side_of
-from fedcmi.models.base import build_encoders
+from fedcmi.models.base import build_encoders, held_by
 
 
 class Algorithm:
@@ -30,6 +31,29 @@ class Algorithm:
 
     def __init__(self, params: object) -> None:
         self.params = params
+        self.param_shapes: dict[str, torch.Size] = {}
+
+    def attach(self, model: nn.Module) -> None:
+        """Record the model's parameter names and shapes (the keys that server optimizers
+        and control variates act on); the engine calls it once the model is built."""
+        self.param_shapes = {name: p.shape for name, p in model.named_parameters()}
+
+    def init_server_state(self, global_state: State) -> State:
+        """The method's server state before round 1 (none by default)."""
+        return {}
+
+    def server_update(
+        self, server_state: State, updates: Sequence[ClientUpdate], modalities: Sequence[str]
+    ) -> State:
+        """The method's server state after a round, from the accepted updates' reports;
+        ``modalities`` holds every client's modality set (the whole federation)."""
+        return server_state
+
+    def updated_keys(self, updates: Sequence[ClientUpdate]) -> list[str]:
+        """The parameters a round's updates changed: all of them, or for a modality-aware
+        method those of the sides some selected client holds (and shared ones)."""
+        held = "".join(sorted({m for u in updates for m in u.modalities}))
+        return [k for k in self.param_shapes if not self.modality_aware or held_by(k, held)]
 
     @property
     def modality_aware(self) -> bool:

@@ -1,6 +1,7 @@
 """FedAvg (McMahan et al., AISTATS 2017) on the late-fusion model.
 
-Local objective: CE(g([f_a ; f_v]), y), a missing modality zero-filled. Server:
+Local objective: CE(g([f_a ; f_v]), y), a missing modality (a client's, or a sample's
+with per-sample missing modalities) zero-filled. Server:
 theta = sum_k n_k theta_k / sum_k n_k over the selected clients, every parameter over
 every client (``aggregation = "all"``); ``"modality-aware"`` averages each modality's
 branch over the clients that hold it.
@@ -8,11 +9,12 @@ branch over the clients that hold it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.core.aggregation import State
@@ -40,11 +42,19 @@ class FedAvg(Algorithm):
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        def loss_fn(batch: Batch):
-            return F.cross_entropy(model(batch.x_a, batch.x_v, client.modalities), batch.y)
-
         anchor = global_parameters(model, global_state)
+        loss_fn = fused_cross_entropy(model, client.modalities)
         return train_local(model, client, ctx, loss_fn, anchor, prox_mu=self.prox_mu())
+
+
+def fused_cross_entropy(model: nn.Module, modalities: str) -> Callable[[Batch], Tensor]:
+    """The batch loss CE(g([f_a ; f_v]), y) of a client holding ``modalities``."""
+
+    def loss_fn(batch: Batch) -> Tensor:
+        logits = model(batch.x_a, batch.x_v, modalities, batch.mask_a, batch.mask_v)
+        return F.cross_entropy(logits, batch.y)
+
+    return loss_fn
 
 
 class BalancedFedAvg(FedAvg):

@@ -24,7 +24,9 @@ Knobs: ``alpha = 0.8``; ``noise = false`` gives plain OGM; ``modulation_ends`` i
 last round (counted from 1) in which multimodal clients modulate, plain FedAvg training
 after it (the official code's ``modulation_ends``; None = every round);
 ``aggregation = "all" | "modality-aware"`` as for FedAvg. Unimodal clients have
-nothing to balance and train plain CE with zero-fill.
+nothing to balance and train plain CE with zero-fill. With per-sample missing
+modalities the missing inputs' features are zero-filled and rho uses only the samples
+holding both inputs (rho = 1, no modulation, in a batch without any).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.models import LateFusionModel
+from fedcmi.models.base import fill_missing
 from fedcmi.registry import ALGORITHMS
 
 GE_NOISE_EPS = 1e-8  # added to the noise std, as in the official code
@@ -99,10 +102,11 @@ class FedAvgOGM(BalancedFedAvg):
 
         def loss_fn(batch: Batch) -> Tensor:
             nonlocal a_dominant
-            f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
+            f_a = fill_missing(model.enc_a(batch.x_a), None, batch.mask_a)
+            f_v = fill_missing(model.enc_v(batch.x_v), None, batch.mask_v)
             with torch.no_grad():
                 out_a, out_v = fusion_halves(model, f_a, f_v)
-                rho = float(dominance_ratio(out_a, out_v, batch.y))
+                rho = float(dominance_ratio(out_a, out_v, batch.y, batch.both_present()))
             coeffs["a"] = ogm_coefficient(rho, self.params.alpha)
             coeffs["v"] = ogm_coefficient(1.0 / rho, self.params.alpha)
             a_dominant += rho > 1

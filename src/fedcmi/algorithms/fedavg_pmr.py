@@ -17,7 +17,9 @@ samples of class c``. Per batch, prototype logits are negative Euclidean distanc
 where the weak modality is v when rho > 1 and a when rho < 1. ``"constant"`` is the
 official PMR code (the prototype loss of the slower modality weighted by alpha);
 ``"ratio"`` is an option that scales the stimulation with the imbalance through the
-bounded tanh(rho - 1). PMR's early-stage entropy regulariser is not included. Knobs:
+bounded tanh(rho - 1). PMR's early-stage entropy regulariser is not included. With
+per-sample missing modalities, prototypes, rho and the prototype loss use only the
+samples holding the inputs they need; the fusion head zero-fills missing features. Knobs:
 ``alpha = 1.0`` as in the official code; ``modulation_ends``, the last round (counted
 from 1) with the prototype loss (None = every round); ``aggregation = "all" |
 "modality-aware"`` as for FedAvg.
@@ -35,8 +37,18 @@ from torch import Tensor
 
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.core.dominance import dominance_ratio
-from fedcmi.core.training import Batch, ClientData, RoundContext, present, timed, train_local
+from fedcmi.core.training import (
+    Batch,
+    ClientData,
+    RoundContext,
+    cross_entropy_rows,
+    present,
+    rows,
+    timed,
+    train_local,
+)
 from fedcmi.models import LateFusionModel
+from fedcmi.models.base import fill_missing
 from fedcmi.registry import ALGORITHMS
 
 
@@ -65,13 +77,18 @@ def pmr_coefficient(rho: float, alpha: float, scaling: str = "constant") -> floa
 def local_prototypes(
     model: LateFusionModel, client: ClientData, num_classes: int, batch_size: int
 ) -> dict[str, tuple[Tensor, Tensor]]:
+    """Each modality's class prototypes over the client's samples holding that input."""
     model.eval()
     feats: dict[str, list[Tensor]] = {"a": [], "v": []}
     for start in range(0, len(client), batch_size):
         sl = slice(start, start + batch_size)
         feats["a"].append(model.enc_a(present(client.x_a)[sl]))
         feats["v"].append(model.enc_v(present(client.x_v)[sl]))
-    return {m: class_prototypes(torch.cat(f), client.y, num_classes) for m, f in feats.items()}
+    masks = {"a": client.mask_a, "v": client.mask_v}
+    return {
+        m: class_prototypes(rows(torch.cat(f), masks[m]), rows(client.y, masks[m]), num_classes)
+        for m, f in feats.items()
+    }
 
 
 @ALGORITHMS.register("fedavg-pmr")
@@ -95,15 +112,19 @@ class FedAvgPMR(BalancedFedAvg):
         def loss_fn(batch: Batch) -> Tensor:
             nonlocal a_dominant
             f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
-            loss = F.cross_entropy(model.fuse(f_a, f_v), batch.y)
+            fused = model.fuse(
+                fill_missing(f_a, None, batch.mask_a), fill_missing(f_v, None, batch.mask_v)
+            )
+            loss = F.cross_entropy(fused, batch.y)
             sim_a = prototype_logits(f_a, *protos["a"])
             sim_v = prototype_logits(f_v, *protos["v"])
-            rho = float(dominance_ratio(sim_a, sim_v, batch.y))
+            rho = float(dominance_ratio(sim_a, sim_v, batch.y, batch.both_present()))
             a_dominant += rho > 1
-            weak_sim, ratio = (sim_v, rho) if rho > 1 else (sim_a, 1.0 / rho)
+            weak, ratio = ("v", rho) if rho > 1 else ("a", 1.0 / rho)
             beta = pmr_coefficient(ratio, self.params.alpha, self.params.scaling)
             if beta > 0:
-                loss = loss + beta * F.cross_entropy(weak_sim, batch.y)
+                weak_sim, mask = (sim_v, batch.mask_v) if weak == "v" else (sim_a, batch.mask_a)
+                loss = loss + beta * cross_entropy_rows(weak_sim, batch.y, mask)
             return loss
 
         stats = train_local(model, client, ctx, loss_fn)

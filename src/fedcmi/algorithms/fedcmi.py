@@ -13,6 +13,10 @@ both softened by the class-wise temperature of each sample's true class. Unimoda
 clients train CE(g([aa ; av]), y) (a-only) or CE(g([va ; vv]), y) (v-only) plus prox.
 The server averages each modality's branch over the clients holding it.
 
+Per-sample missing modalities: a sample missing one input gets the other modality's
+infiltration projection in that fusion slot; each head's CE averages over the samples
+holding its input; rho, the temperatures and L_cmi use only the samples holding both.
+
 Ablation switches (``[algorithm]`` keys): ``temperature = "uniform"`` (T = 1),
 ``teacher = "local"`` (the client's own detached dominant self logits),
 ``prox_mu = 0``, ``infiltration_projector = false`` (distil into the weak self-projector;
@@ -33,7 +37,17 @@ from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
 from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
-from fedcmi.core.training import Batch, ClientData, RoundContext, present, timed, train_local
+from fedcmi.core.training import (
+    Batch,
+    ClientData,
+    RoundContext,
+    cross_entropy_rows,
+    masked_mean,
+    present,
+    rows,
+    timed,
+    train_local,
+)
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import FedCMIModel
 from fedcmi.models.base import build_encoders
@@ -76,14 +90,20 @@ def class_wise_temperatures(
 
 
 def infiltration_loss(
-    teacher_logits: Tensor, student_logits: Tensor, temperatures: Tensor, labels: Tensor
+    teacher_logits: Tensor,
+    student_logits: Tensor,
+    temperatures: Tensor,
+    labels: Tensor,
+    rows: Tensor | None = None,
 ) -> Tensor:
     """Batch-mean soft cross-entropy -sum_c q[c] log softmax(student / T_y)[c] with
     q = softmax(teacher / T_y), T_y = ``temperatures[labels[i]]``; no T^2 factor, and no
-    gradient into the teacher."""
+    gradient into the teacher. ``rows`` limits the mean to the samples holding both
+    inputs (per-sample missing modalities)."""
     temps = temperatures[labels].unsqueeze(1)
     target = F.softmax(teacher_logits.detach() / temps, dim=1)
-    return -(target * F.log_softmax(student_logits / temps, dim=1)).sum(dim=1).mean()
+    per_sample = -(target * F.log_softmax(student_logits / temps, dim=1)).sum(dim=1)
+    return masked_mean(per_sample, rows)
 
 
 @torch.no_grad()
@@ -185,10 +205,13 @@ class FedCMI(Algorithm):
             aa, av = model.project_a(present(batch.x_a))
             vv, va = model.project_v(present(batch.x_v))
             z_a, z_v = model.head_a(aa), model.head_v(vv)
-            loss = F.cross_entropy(model.fuse(aa, vv), batch.y) + p.lambda1 * (
-                F.cross_entropy(z_a, batch.y) + F.cross_entropy(z_v, batch.y)
+            fused = model.fuse_filled(aa, av, vv, va, batch.mask_a, batch.mask_v)
+            loss = F.cross_entropy(fused, batch.y) + p.lambda1 * (
+                cross_entropy_rows(z_a, batch.y, batch.mask_a)
+                + cross_entropy_rows(z_v, batch.y, batch.mask_v)
             )
-            a_dom = dominance_ratio(z_a, z_v, batch.y) > 1
+            both = batch.both_present()
+            a_dom = dominance_ratio(z_a, z_v, batch.y, both) > 1
             a_dominant += a_dom
             batches += 1
             if use_cmi:
@@ -228,18 +251,25 @@ class FedCMI(Algorithm):
             student = model.infiltration_head(weak)(inf_feats[weak_idx])
         else:
             student = self_logits[weak_idx]
-        return infiltration_loss(teacher_logits, student, temps, batch.y)
+        return infiltration_loss(teacher_logits, student, temps, batch.y, batch.both_present())
 
     def round_temperatures(
         self, teacher: FedCMIModel, client: ClientData, ctx: RoundContext
     ) -> Tensor:
         if self.params.temperature == "uniform":
             return torch.ones(ctx.num_classes, device=client.y.device)
+        both = client_rows_with_both(client)
+        labels = rows(client.y, both)
         p_a, p_v = true_class_probabilities(
             teacher,
-            present(client.x_a),
-            present(client.x_v),
-            client.y,
+            rows(present(client.x_a), both),
+            rows(present(client.x_v), both),
+            labels,
             batch_size=max(256, ctx.train.batch_size),
         )
-        return class_wise_temperatures(p_a, p_v, client.y, ctx.num_classes, self.params.beta)
+        return class_wise_temperatures(p_a, p_v, labels, ctx.num_classes, self.params.beta)
+
+
+def client_rows_with_both(client: ClientData) -> Tensor | None:
+    """The client's samples holding both inputs (None: all of them)."""
+    return Batch(client.x_a, client.x_v, client.y, client.mask_a, client.mask_v).both_present()

@@ -3,7 +3,9 @@
 FedAvg (McMahan et al., AISTATS 2017) on one modality's encoder and linear head,
 objective CE(h_m(E_m(x^m)), y). Clients that do not hold modality m sit out (they are
 still sampled, so a round can have fewer, or no, participants); the others average
-theta = sum_k n_k theta_k / sum_k n_k.
+theta = sum_k n_k theta_k / sum_k n_k. With per-sample missing modalities the loss
+averages over the samples that hold modality m; a batch with fewer than two of them
+(BatchNorm cannot train on one) is skipped.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
-from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.core.training import Batch, ClientData, RoundContext, present, rows, train_local
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import UnimodalModel
 from fedcmi.models.base import build_encoders
@@ -43,8 +46,14 @@ class Unimodal(Algorithm):
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
     ) -> dict[str, Any]:
-        def loss_fn(batch: Batch):
-            return F.cross_entropy(model(batch.x_a, batch.x_v, self.side), batch.y)
+        assert isinstance(model, UnimodalModel)
+
+        def loss_fn(batch: Batch) -> Tensor:
+            mask = batch.mask_a if self.side == "a" else batch.mask_v
+            x = present(batch.x_a if self.side == "a" else batch.x_v)
+            if mask is not None and int(mask.sum()) < 2:
+                return torch.zeros((), device=batch.y.device, requires_grad=True)
+            return F.cross_entropy(model.logits(rows(x, mask)), rows(batch.y, mask))
 
         return train_local(model, client, ctx, loss_fn)
 

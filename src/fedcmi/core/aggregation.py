@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -13,12 +13,29 @@ State = dict[str, Tensor]
 
 @dataclass
 class ClientUpdate:
-    """What a client returns: its trained state, sample count and modality set."""
+    """What a client returns: its trained state, sample count and modality set, and for
+    methods that need them, what it reports to the server (``report``: SCAFFOLD's
+    control-variate change, FedProto's prototypes) and the state it keeps for its next
+    round (``client_state``: SCAFFOLD's variate, AGM's running scores)."""
 
     cid: int
     modalities: str  # "av", "a" or "v"
     num_samples: int
     state: State
+    report: State = field(default_factory=dict)
+    client_state: State = field(default_factory=dict)
+
+
+@dataclass
+class ServerMemory:
+    """What the server keeps across rounds besides the global model: the method's state
+    (``server``), each client's own state (``clients``; held by the server, so clients
+    can be stateless processes and a checkpoint holds everything a resumed run needs)
+    and the server optimizer's moments (``optimizer``)."""
+
+    server: State = field(default_factory=dict)
+    clients: dict[int, State] = field(default_factory=dict)
+    optimizer: State = field(default_factory=dict)  # FedOpt moments (core.server_opt)
 
 
 def weighted_mean(tensors: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
@@ -74,7 +91,7 @@ def clip_updates(
             scale = min(1.0, clip_norm / float(norm)) if float(norm) > 0 else 1.0
             for k in keys:
                 state[k] = global_state[k] + scale * (u.state[k] - global_state[k])
-        clipped.append(ClientUpdate(u.cid, u.modalities, u.num_samples, state))
+        clipped.append(replace(u, state=state))
     return clipped
 
 

@@ -26,13 +26,21 @@ def floored_ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     return numerator / denominator.clamp_min(PROB_FLOOR)
 
 
-def dominance_ratio(logits_a: Tensor, logits_v: Tensor, labels: Tensor) -> Tensor:
+def dominance_ratio(
+    logits_a: Tensor, logits_v: Tensor, labels: Tensor, rows: Tensor | None = None
+) -> Tensor:
     """rho = sum_i p(z_a,i)[y_i] / max(sum_i p(z_v,i)[y_i], 1e-12), no gradient.
 
     The batch dominance ratio of FedCMI (self-projector heads), OGM-GE (the fusion
     head's halves) and PMR (prototype logits): rho > 1 means modality a dominates.
+    ``rows`` (bool) restricts the sums to the samples holding both inputs; with none,
+    rho = 1 (no evidence either way).
     """
     with torch.no_grad():
-        p_a = true_class_probability(logits_a, labels).sum()
-        p_v = true_class_probability(logits_v, labels).sum()
-        return floored_ratio(p_a, p_v)
+        p_a = true_class_probability(logits_a, labels)
+        p_v = true_class_probability(logits_v, labels)
+        if rows is None:
+            return floored_ratio(p_a.sum(), p_v.sum())
+        keep = rows.to(p_a.dtype)
+        ratio = floored_ratio((p_a * keep).sum(), (p_v * keep).sum())
+        return torch.where(keep.sum() > 0, ratio, torch.ones_like(ratio))

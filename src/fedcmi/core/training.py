@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.config import TrainConfig
@@ -25,7 +26,10 @@ def present(x: Tensor | None) -> Tensor:
 class ClientData:
     """One client's local training data, already on the training device.
 
-    A missing modality is None, so no algorithm can use it by accident.
+    A missing modality is None, so no algorithm can use it by accident. With per-sample
+    missing modalities (``federation.missing_rate_a/v``) a multimodal client's
+    ``mask_a``/``mask_v`` say which samples hold each input (True = present); the rows
+    of an absent input are zeros, never the real data.
     """
 
     cid: int
@@ -33,6 +37,8 @@ class ClientData:
     x_a: Tensor | None
     x_v: Tensor | None
     y: Tensor
+    mask_a: Tensor | None = None
+    mask_v: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -55,6 +61,14 @@ class RoundContext:
     # When set, the intervals spent in forward+loss, backward and optimizer steps are
     # logged here (benchmarks; CUDA events, so the device is not stalled).
     timer: PhaseLog | None = None
+    # Cross-round state (see fedcmi.core.aggregation.ServerMemory): the server's state
+    # and this client's kept state, as received; local training writes what it reports
+    # to the server into ``report`` and what it keeps for its next round into
+    # ``new_client_state``.
+    server_state: dict[str, Tensor] = field(default_factory=dict)
+    client_state: dict[str, Tensor] = field(default_factory=dict)
+    report: dict[str, Tensor] = field(default_factory=dict)
+    new_client_state: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +76,39 @@ class Batch:
     x_a: Tensor | None
     x_v: Tensor | None
     y: Tensor
+    mask_a: Tensor | None = None  # per-sample presence, as in ClientData
+    mask_v: Tensor | None = None
+
+    def both_present(self) -> Tensor | None:
+        """Rows that hold both inputs (None: every row does)."""
+        if self.mask_a is None and self.mask_v is None:
+            return None
+        rows = torch.ones_like(self.y, dtype=torch.bool)
+        for mask in (self.mask_a, self.mask_v):
+            if mask is not None:
+                rows = rows & mask
+        return rows
+
+
+def rows(x: Tensor, mask: Tensor | None) -> Tensor:
+    """The rows of ``x`` that ``mask`` keeps (all of them without a mask)."""
+    return x if mask is None else x[mask]
+
+
+def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of ``values`` over the rows ``mask`` keeps; 0 when it keeps none (a batch in
+    which no sample holds the input contributes no loss, not NaN)."""
+    if mask is None:
+        return values.mean()
+    kept = torch.where(mask, values, torch.zeros_like(values))  # a dropped row may be inf
+    return kept.sum() / mask.sum().clamp_min(1).to(values.dtype)
+
+
+def cross_entropy_rows(logits: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
+    """CE(logits, labels) averaged over the rows ``mask`` keeps (see :func:`masked_mean`)."""
+    if mask is None:
+        return F.cross_entropy(logits, labels)
+    return masked_mean(F.cross_entropy(logits, labels, reduction="none"), mask)
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
@@ -94,6 +141,8 @@ def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
             None if client.x_a is None else client.x_a[idx],
             None if client.x_v is None else client.x_v[idx],
             client.y[idx],
+            None if client.mask_a is None else client.mask_a[idx],
+            None if client.mask_v is None else client.mask_v[idx],
         )
 
 

@@ -14,18 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fedcmi.algorithms import build_algorithm
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import Config, TrainConfig
-from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.phases import PhaseLog
-from fedcmi.core.training import ClientData
+from fedcmi.core.training import Batch, ClientData, rows
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.faults import flip_labels as flipped
-from fedcmi.engine.federation import Federation
+from fedcmi.engine.federation import Federation, Missing
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
 from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import Batches, round_context
@@ -43,24 +44,57 @@ def clone_state(state: State) -> State:
 
 
 def make_client_data(
-    train: Split, indices: np.ndarray, modalities: str, cid: int, device: torch.device
+    train: Split,
+    indices: np.ndarray,
+    modalities: str,
+    cid: int,
+    device: torch.device,
+    missing: Missing | None = None,
 ) -> ClientData:
     """A client's partition on ``device``; the modality it lacks is None.
 
     Rows are gathered on the host and only the partition is copied, so the device never
-    holds a second copy of the whole training split.
+    holds a second copy of the whole training split. With ``missing`` (per-sample missing
+    inputs) the absent inputs' rows are zeros, the masks say which rows are real, and
+    samples missing both inputs are left out (they are counted in the manifest).
     """
-    index = torch.as_tensor(indices, dtype=torch.long)
+    keep = np.ones(len(indices), dtype=bool) if missing is None else ~missing.both_missing
+    index = torch.as_tensor(indices[keep], dtype=torch.long)
 
-    def part(x: torch.Tensor) -> torch.Tensor:
-        return x[index].to(device)
+    def part(x: torch.Tensor, present: np.ndarray | None) -> torch.Tensor:
+        rows = x[index]
+        if present is not None:
+            rows[torch.as_tensor(~present[keep])] = 0
+        return rows.to(device)
 
+    def mask(present: np.ndarray | None) -> torch.Tensor | None:
+        return None if present is None else torch.as_tensor(present[keep]).to(device)
+
+    present_a = None if missing is None else missing.present_a
+    present_v = None if missing is None else missing.present_v
     return ClientData(
         cid=cid,
         modalities=modalities,
-        x_a=part(train.x_a) if "a" in modalities else None,
-        x_v=part(train.x_v) if "v" in modalities else None,
-        y=part(train.y),
+        x_a=part(train.x_a, present_a) if "a" in modalities else None,
+        x_v=part(train.x_v, present_v) if "v" in modalities else None,
+        y=part(train.y, None),
+        mask_a=mask(present_a),
+        mask_v=mask(present_v),
+    )
+
+
+def federation_client(
+    federation: Federation, train: Split, cid: int, device: torch.device
+) -> ClientData:
+    """Client ``cid``'s data as the federation defines it (partition, modalities,
+    per-sample missing inputs)."""
+    return make_client_data(
+        train,
+        federation.client_indices[cid],
+        federation.modalities[cid],
+        cid,
+        device,
+        federation.missing.get(cid),
     )
 
 
@@ -73,14 +107,47 @@ class ClientTrainer:
         self.device = device
         self.algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
         torch.manual_seed(cfg.seed)  # the initial global model is this model's init
-        self.model = prepare_model(
-            self.algorithm.build_model(data, cfg.model).to(device), cfg.engine
-        )
+        model = self.algorithm.build_model(data, cfg.model).to(device)
+        self.algorithm.attach(model)
+        self.model = prepare_model(model, cfg.engine)
         self.autocast = autocast_factory(cfg.engine, device)
 
     def initial_state(self) -> State:
         # Contiguous copies: a channels_last model must not leak its layout into states.
         return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
+
+    def initial_memory(self, global_state: State) -> ServerMemory:
+        """The server memory before round 1: the method's initial server state."""
+        return ServerMemory(self.algorithm.init_server_state(global_state))
+
+    @torch.no_grad()
+    def local_loss(self, client: ClientData, global_state: State) -> float:
+        """Mean CE of the global model over the client's samples (eval mode): what a
+        power-of-choice candidate reports. A unimodal model averages over the samples
+        holding its input."""
+        model = self.model
+        model.load_state_dict(global_state)
+        model.eval()
+        side = getattr(model, "side", None)
+        needed = {"a": client.mask_a, "v": client.mask_v}.get(side) if side else None
+        total, count = 0.0, 0
+        step = self.cfg.eval.batch_size
+        for start in range(0, len(client), step):
+            sl = slice(start, start + step)
+            batch = Batch(
+                None if client.x_a is None else client.x_a[sl],
+                None if client.x_v is None else client.x_v[sl],
+                client.y[sl],
+                None if client.mask_a is None else client.mask_a[sl],
+                None if client.mask_v is None else client.mask_v[sl],
+            )
+            with self.autocast():
+                logits = model(batch.x_a, batch.x_v, client.modalities, batch.mask_a, batch.mask_v)
+            losses = F.cross_entropy(logits.float(), batch.y, reduction="none")
+            keep = None if needed is None else needed[sl]
+            total += float(rows(losses, keep).sum())
+            count += len(batch.y) if keep is None else int(keep.sum())
+        return total / max(count, 1)
 
     def train(
         self,
@@ -91,8 +158,10 @@ class ClientTrainer:
         train: TrainConfig | None = None,
         batches: Batches | None = None,
         model: nn.Module | None = None,
+        memory: ServerMemory | None = None,
     ) -> tuple[ClientUpdate, dict[str, Any]]:
-        """Client ``client``'s local training of round ``round_idx`` from ``global_state``.
+        """Client ``client``'s local training of round ``round_idx`` from ``global_state``
+        (and the server memory's method state and this client's kept state).
 
         ``train`` replaces ``cfg.train``, ``batches`` the index batching and ``model`` the
         reused model (benchmarks: a warm-up epoch, a reference-style per-sample loader and
@@ -111,9 +180,19 @@ class ClientTrainer:
             batches,
             train,
         )
+        if memory is not None:
+            ctx.server_state = memory.server
+            ctx.client_state = memory.clients.get(client.cid, {})
         logs = self.algorithm.local_train(model, global_state, client, ctx)
         state = clone_state(model.state_dict())
-        update = ClientUpdate(client.cid, client.modalities, len(client), state)
+        update = ClientUpdate(
+            client.cid,
+            client.modalities,
+            len(client),
+            state,
+            report=ctx.report,
+            client_state=ctx.new_client_state,
+        )
         info = {"cid": client.cid, "modalities": client.modalities, "num_samples": len(client)}
         return update, {**info, **logs}
 
@@ -128,6 +207,7 @@ class EmbeddedEngine:
         self.federation = federation
         self.trainer = ClientTrainer(cfg, data, device)
         self.global_state = self.trainer.initial_state()
+        self.memory = self.trainer.initial_memory(self.global_state)
         # Replicas for concurrent clients: each thread trains its own model.
         self.trainers = [self.trainer] + [
             ClientTrainer(cfg, data, device) for _ in range(cfg.engine.concurrent_clients - 1)
@@ -141,8 +221,8 @@ class EmbeddedEngine:
         self.phase_log: PhaseLog | None = None  # set by benchmarks to see where time goes
         self.evaluate = Evaluator(cfg, data, self.trainer.model, device)
         self.clients = [
-            make_client_data(data.train, idx, mods, cid, device)
-            for cid, (idx, mods) in enumerate(zip(federation.client_indices, federation.modalities))
+            federation_client(federation, data.train, cid, device)
+            for cid in range(len(federation.client_indices))
         ]
 
     @property
@@ -158,24 +238,30 @@ class EmbeddedEngine:
     def train_client(self, cid: int, round_idx: int) -> tuple[ClientUpdate, dict[str, Any]]:
         """Client ``cid``'s local training of round ``round_idx`` from the global state
         (no faults, no review)."""
-        return self.trainer.train(self.clients[cid], self.global_state, round_idx)
+        return self.trainer.train(
+            self.clients[cid], self.global_state, round_idx, memory=self.memory
+        )
 
     def run_round(self, round_idx: int, train: TrainConfig | None = None) -> RoundRecord:
         """Train the round's clients, aggregate, evaluate; returns the round's record
         (:func:`fedcmi.engine.rounds.run_round`: rejected clients, retries and
         :class:`~fedcmi.engine.rounds.RoundFailedError` as there). ``train`` replaces
         ``cfg.train`` for this round's local training (benchmark warm-up)."""
-        self.global_state, record = run_round(
+        self.global_state, self.memory, record = run_round(
             self.cfg,
             self.algorithm,
             self.federation,
-            self.global_state,
+            (self.global_state, self.memory),
             round_idx,
             lambda selected, attempt: self._attempt(selected, round_idx, attempt, train),
             self.evaluate,
             self.phase_log,
+            self._local_losses,
         )
         return record
+
+    def _local_losses(self, cids: list[int]) -> list[float]:
+        return [self.trainer.local_loss(self.clients[cid], self.global_state) for cid in cids]
 
     def _attempt(
         self, selected: list[int], round_idx: int, attempt: int, train: TrainConfig | None
@@ -189,7 +275,9 @@ class EmbeddedEngine:
                 client = self.clients[cid]
                 if flip_labels:
                     client = flipped(client, trainer.num_classes)
-                return trainer.train(client, self.global_state, round_idx, self.phase_log, train)
+                return trainer.train(
+                    client, self.global_state, round_idx, self.phase_log, train, memory=self.memory
+                )
 
             return attempt_in_process(self.cfg, cid, round_idx, attempt, self.global_state, local)
 

@@ -44,7 +44,7 @@ def corrupt(update: ClientUpdate, draw: FaultDraw) -> ClientUpdate:
         state[key] = torch.full_like(state[key], float("nan"))
     if draw.shape:
         state[key] = state[key].flatten()[:-1].clone()
-    return ClientUpdate(update.cid, update.modalities, update.num_samples, state)
+    return replace(update, state=state)
 
 
 def validate_update(update: ClientUpdate, global_state: State) -> str | None:
@@ -118,7 +118,7 @@ def poison(
         for k in keys:
             scaled = noise[k] * (faults.attack_norm / norm)
             state[k] = state[k] + scaled.to(state[k].device, state[k].dtype)
-    return ClientUpdate(update.cid, update.modalities, update.num_samples, state)
+    return replace(update, state=state)
 
 
 def attack_generator(seed: int, round_idx: int, cid: int, attempt: int) -> torch.Generator:

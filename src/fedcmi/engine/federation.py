@@ -1,12 +1,13 @@
 """Federation set-up: Dirichlet label split, modality assignment, per-round sampling.
 
-Three independent random streams are spawned from the run seed, so changing the number
-of rounds never changes the partition or the modality assignment.
+Independent random streams are spawned from the run seed (partition, modalities,
+schedule, per-sample missing inputs), so changing the number of rounds never changes the
+partition, the modality assignment or the missing inputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,35 @@ MAX_PARTITION_TRIES = 10_000
 
 
 @dataclass
+class Missing:
+    """Per-sample presence of each input on one multimodal client (True = present),
+    aligned with its ``client_indices``; samples missing both are dropped from training
+    and counted here."""
+
+    present_a: np.ndarray
+    present_v: np.ndarray
+
+    @property
+    def both_missing(self) -> np.ndarray:
+        return ~self.present_a & ~self.present_v
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "a_missing": int((~self.present_a).sum()),
+            "v_missing": int((~self.present_v).sum()),
+            "both_missing_dropped": int(self.both_missing.sum()),
+        }
+
+
+@dataclass
 class Federation:
     client_indices: list[np.ndarray]  # indices into the training split
     modalities: list[str]  # "av", "a" or "v" per client
-    schedule: list[list[int]]  # clients selected in each round
+    # Clients drawn in each round: the participants (uniform selection) or the candidates
+    # (power-of-choice; the round keeps those with the highest local loss).
+    schedule: list[list[int]]
+    missing: dict[int, Missing] = field(default_factory=dict)  # multimodal clients only
+    missing_rates: tuple[float, float] = (0.0, 0.0)
 
     def manifest(self, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         num_classes = len(class_names)
@@ -31,16 +57,37 @@ class Federation:
                 "modalities": mods,
                 "num_samples": int(len(idx)),
                 "class_counts": np.bincount(labels[idx], minlength=num_classes).tolist(),
+                **({"missing": self.missing[cid].counts()} if cid in self.missing else {}),
             }
             for cid, (idx, mods) in enumerate(zip(self.client_indices, self.modalities))
         ]
-        return {
+        out = {
             "num_clients": len(self.client_indices),
             "modality_counts": {m: self.modalities.count(m) for m in ("av", "a", "v")},
             "class_names": class_names,
             "clients": clients,
             "schedule": self.schedule,
             "client_indices": [idx.tolist() for idx in self.client_indices],
+        }
+        if self.missing:
+            out["missing"] = self.missing_summary()
+        return out
+
+    def missing_summary(self) -> dict[str, Any]:
+        """Configured and realised per-sample missing rates over the multimodal clients."""
+        totals = {"a_missing": 0, "v_missing": 0, "both_missing_dropped": 0}
+        samples = 0
+        for m in self.missing.values():
+            samples += len(m.present_a)
+            for k, v in m.counts().items():
+                totals[k] += v
+        return {
+            "missing_rate_a": self.missing_rates[0],
+            "missing_rate_v": self.missing_rates[1],
+            "multimodal_samples": samples,
+            **totals,
+            "realised_rate_a": totals["a_missing"] / max(samples, 1),
+            "realised_rate_v": totals["v_missing"] / max(samples, 1),
         }
 
 
@@ -90,24 +137,60 @@ def assign_modalities(
 
 
 def sample_schedule(
-    num_clients: int, per_round: int, rounds: int, rng: np.random.Generator
+    num_clients: int,
+    per_round: int,
+    rounds: int,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
 ) -> list[list[int]]:
-    """Clients per round, uniform without replacement within a round."""
+    """Clients per round, without replacement within a round: uniform, or with
+    probabilities proportional to ``weights`` (power-of-choice's candidate draw)."""
+    p = None if weights is None else weights / weights.sum()
     return [
-        sorted(rng.choice(num_clients, per_round, replace=False).tolist()) for _ in range(rounds)
+        sorted(rng.choice(num_clients, per_round, replace=False, p=p).tolist())
+        for _ in range(rounds)
     ]
+
+
+def num_candidates(cfg: FederationConfig) -> int:
+    """Power-of-choice's candidate count d (default min(2 K, N))."""
+    if cfg.candidates is not None:
+        return cfg.candidates
+    return min(2 * cfg.clients_per_round, cfg.num_clients)
+
+
+def draw_missing(
+    client_indices: list[np.ndarray],
+    modalities: list[str],
+    rates: tuple[float, float],
+    rng: np.random.Generator,
+) -> dict[int, Missing]:
+    """Per-sample missing inputs of every multimodal client: each sample's a input is
+    absent with probability ``rates[0]`` and its v input with ``rates[1]``, independently
+    (the setting of FedMultimodal's missing-modality experiments), in client order."""
+    missing = {}
+    for cid, (idx, mods) in enumerate(zip(client_indices, modalities)):
+        if mods != "av":
+            continue
+        present_a = rng.random(len(idx)) >= rates[0]
+        present_v = rng.random(len(idx)) >= rates[1]
+        missing[cid] = Missing(present_a, present_v)
+    return missing
 
 
 def build_federation(
     labels: np.ndarray, cfg: FederationConfig, rounds: int, seed: int
 ) -> Federation:
-    part_rng, mod_rng, sched_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    part_rng, mod_rng, sched_rng, missing_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    return Federation(
-        client_indices=dirichlet_partition(
-            labels, cfg.num_clients, cfg.alpha, cfg.min_client_size, part_rng
-        ),
-        modalities=assign_modalities(cfg.num_clients, cfg.multimodal_ratio, mod_rng),
-        schedule=sample_schedule(cfg.num_clients, cfg.clients_per_round, rounds, sched_rng),
-    )
+    indices = dirichlet_partition(labels, cfg.num_clients, cfg.alpha, cfg.min_client_size, part_rng)
+    modalities = assign_modalities(cfg.num_clients, cfg.multimodal_ratio, mod_rng)
+    if cfg.selection == "power-of-choice":
+        sizes = np.array([len(i) for i in indices], dtype=np.float64)
+        schedule = sample_schedule(cfg.num_clients, num_candidates(cfg), rounds, sched_rng, sizes)
+    else:
+        schedule = sample_schedule(cfg.num_clients, cfg.clients_per_round, rounds, sched_rng)
+    rates = (cfg.missing_rate_a, cfg.missing_rate_v)
+    missing = draw_missing(indices, modalities, rates, missing_rng) if any(rates) else {}
+    return Federation(indices, modalities, schedule, missing, rates)

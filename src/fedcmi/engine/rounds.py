@@ -24,8 +24,9 @@ import numpy as np
 
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import Config, RobustnessConfig
-from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.phases import PhaseLog, logged
+from fedcmi.core.server_opt import server_step
 from fedcmi.engine.faults import (
     InjectedFault,
     attack_generator,
@@ -193,7 +194,8 @@ def drive_round(
 
 
 def participants(algorithm: Algorithm, federation: Federation, round_idx: int) -> list[int]:
-    """The round's sampled clients that can take part in ``algorithm``."""
+    """The round's drawn clients (participants, or power-of-choice's candidates) that can
+    take part in ``algorithm``."""
     return [
         cid
         for cid in federation.schedule[round_idx]
@@ -201,14 +203,61 @@ def participants(algorithm: Algorithm, federation: Federation, round_idx: int) -
     ]
 
 
+# Local losses of the global model on the given clients (power-of-choice's query).
+LocalLosses = Callable[[list[int]], list[float]]
+
+
+def power_of_choice(candidates: Sequence[int], losses: Sequence[float], k: int) -> list[int]:
+    """The ``k`` candidates with the highest local loss (ties: lower client id first),
+    in client-id order (Cho, Wang, Joshi, "Towards Understanding Biased Client Selection
+    in Federated Learning", AISTATS 2022: pow-d)."""
+    ranked = sorted(zip(candidates, losses), key=lambda pair: (-pair[1], pair[0]))
+    return sorted(cid for cid, _ in ranked[:k])
+
+
+def select_clients(
+    cfg: Config,
+    algorithm: Algorithm,
+    federation: Federation,
+    round_idx: int,
+    local_losses: LocalLosses | None,
+) -> tuple[list[int], dict[str, float] | None]:
+    """The round's participants and, under power-of-choice, every candidate's loss."""
+    drawn = participants(algorithm, federation, round_idx)
+    if cfg.federation.selection != "power-of-choice":
+        return drawn, None
+    if local_losses is None:
+        raise RunFailure("power-of-choice selection needs the candidates' local losses")
+    losses = local_losses(drawn) if drawn else []
+    chosen = power_of_choice(drawn, losses, cfg.federation.clients_per_round)
+    return chosen, {str(cid): round(loss, 6) for cid, loss in zip(drawn, losses)}
+
+
 def aggregate_round(
-    algorithm: Algorithm, global_state: State, result: RoundResult, robustness: RobustnessConfig
-) -> State:
-    """The new global state; a round in which no client took part leaves it as is."""
+    algorithm: Algorithm,
+    global_state: State,
+    result: RoundResult,
+    cfg: Config,
+    memory: ServerMemory,
+    modalities: Sequence[str],
+) -> tuple[State, ServerMemory]:
+    """The new global state and server memory: the algorithm's aggregate, the server
+    optimizer's step (``[server]``), the method's server update from the clients'
+    reports, and the accepted clients' kept states. A round in which no client took
+    part leaves all of it as is."""
     updates = result.updates
     if not updates:
-        return global_state
-    return algorithm.aggregate(global_state, updates, robustness)
+        return global_state, memory
+    averaged = algorithm.aggregate(global_state, updates, cfg.robustness)
+    state, optimizer = server_step(
+        global_state, averaged, memory.optimizer, cfg.server, algorithm.updated_keys(updates)
+    )
+    clients = dict(memory.clients)
+    for u in updates:
+        if u.client_state:
+            clients[u.cid] = u.client_state
+    server = algorithm.server_update(memory.server, updates, modalities)
+    return state, ServerMemory(server, clients, optimizer)
 
 
 def round_record(
@@ -239,19 +288,26 @@ def run_round(
     cfg: Config,
     algorithm: Algorithm,
     federation: Federation,
-    global_state: State,
+    start: tuple[State, ServerMemory],
     round_idx: int,
     run_attempt: Callable[[list[int], int], list[Outcome]],
     evaluate: Callable[[State], dict[str, Any]],
     timer: PhaseLog | None = None,
-) -> tuple[State, RoundRecord]:
-    """A whole round: participants, attempts (``run_attempt(selected, attempt)``),
-    aggregation, central evaluation; returns the new global state and the record."""
-    selected = participants(algorithm, federation, round_idx)
+    local_losses: LocalLosses | None = None,
+) -> tuple[State, ServerMemory, RoundRecord]:
+    """A whole round from ``start`` (global state, server memory): client selection,
+    attempts (``run_attempt(selected, attempt)``), aggregation, central evaluation;
+    returns the new global state, server memory and the record."""
+    global_state, memory = start
+    selected, candidate_losses = select_clients(cfg, algorithm, federation, round_idx, local_losses)
     result = drive_round(
         round_idx, selected, cfg.robustness, lambda attempt: run_attempt(selected, attempt)
     )
-    state = aggregate_round(algorithm, global_state, result, cfg.robustness)
+    state, memory = aggregate_round(
+        algorithm, global_state, result, cfg, memory, federation.modalities
+    )
     with logged(timer, "evaluate"):
         evaluation = evaluate(state)
-    return state, round_record(round_idx, cfg, selected, result, evaluation)
+    record = round_record(round_idx, cfg, selected, result, evaluation)
+    record.candidate_losses = candidate_losses
+    return state, memory, record

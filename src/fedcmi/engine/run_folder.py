@@ -30,7 +30,7 @@ import torch
 
 from fedcmi import __version__
 from fedcmi.config import Config
-from fedcmi.core.aggregation import State
+from fedcmi.core.aggregation import ServerMemory, State
 from fedcmi.core.files import atomic_write, write_json, write_text
 from fedcmi.core.protocol import run_figures
 from fedcmi.data.base import MultimodalData
@@ -58,11 +58,15 @@ class RoundRecord:
     # Present only in rounds where a client failed: each rejection and the attempts made.
     rejected: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 1
+    # Power-of-choice selection only: the local loss of each candidate, by client id.
+    candidate_losses: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if not self.rejected:
             del out["rejected"], out["attempts"]
+        if self.candidate_losses is None:
+            del out["candidate_losses"]
         return out
 
     @classmethod
@@ -210,10 +214,42 @@ def prepare_run_dir(out: Path) -> Path:
 
 @dataclass
 class Resumed:
-    """Where an interrupted run continues: rounds already done, global state after them."""
+    """Where an interrupted run continues: rounds already done, global state and server
+    memory after them."""
 
     rounds_done: int
     global_state: State
+    memory: ServerMemory = field(default_factory=ServerMemory)
+
+
+def _cpu(state: State) -> State:
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def to_device(memory: ServerMemory, device: torch.device) -> ServerMemory:
+    """The server memory with every tensor on ``device``."""
+
+    def move(state: State) -> State:
+        return {k: v.to(device) for k, v in state.items()}
+
+    clients = {cid: move(st) for cid, st in memory.clients.items()}
+    return ServerMemory(move(memory.server), clients, move(memory.optimizer))
+
+
+def memory_payload(memory: ServerMemory) -> dict[str, Any]:
+    """The server memory as nested dicts of tensors (what the safe loader reads)."""
+    return {
+        "server": _cpu(memory.server),
+        "optimizer": _cpu(memory.optimizer),
+        "clients": {str(cid): _cpu(st) for cid, st in sorted(memory.clients.items())},
+    }
+
+
+def memory_from_payload(raw: dict[str, Any] | None) -> ServerMemory:
+    if not raw:
+        return ServerMemory()
+    clients = {int(cid): dict(st) for cid, st in raw["clients"].items()}
+    return ServerMemory(dict(raw["server"]), clients, dict(raw["optimizer"]))
 
 
 class RunWriter:
@@ -257,12 +293,19 @@ class RunWriter:
         from. The process's RNG states are restored."""
         payload = load_checkpoint(RunFolder(out_dir).checkpoints)
         restore_rng_states(payload["rng"])
-        resumed = Resumed(int(payload["rounds_done"]), payload["global_state"])
+        resumed = Resumed(
+            int(payload["rounds_done"]),
+            payload["global_state"],
+            memory_from_payload(payload.get("memory")),
+        )
         return cls(out_dir, cfg, resumed.rounds_done), resumed
 
-    def record(self, record: RoundRecord, state: State | None = None) -> None:
-        """Append the round's line; with ``state`` (the global state after the round),
-        also write a checkpoint when ``engine.checkpoint_every`` says one is due."""
+    def record(
+        self, record: RoundRecord, state: State | None = None, memory: ServerMemory | None = None
+    ) -> None:
+        """Append the round's line; with ``state`` (the global state after the round) and
+        ``memory`` (the server memory), also write a checkpoint when
+        ``engine.checkpoint_every`` says one is due."""
         if self._metrics is None:
             raise RuntimeError("RunWriter.start() must come before record()")
         self._metrics.write(json.dumps(record.to_dict()) + "\n")
@@ -270,13 +313,18 @@ class RunWriter:
         self.history.append(record.evaluation())
         every, done = self.cfg.engine.checkpoint_every, record.round
         if state is not None and every and (done % every == 0 or done == self.cfg.rounds):
-            self.checkpoint(state, done)
+            self.checkpoint(state, done, memory)
 
-    def checkpoint(self, state: State, rounds_done: int) -> None:
-        """An atomic checkpoint of the global state after ``rounds_done`` rounds
-        (:mod:`fedcmi.engine.checkpoint`); what :meth:`resume` continues from."""
-        cpu = {k: v.detach().cpu() for k, v in state.items()}
-        save_checkpoint(self.folder.checkpoints, {"rounds_done": rounds_done, "global_state": cpu})
+    def checkpoint(
+        self, state: State, rounds_done: int, memory: ServerMemory | None = None
+    ) -> None:
+        """An atomic checkpoint of the global state and server memory after
+        ``rounds_done`` rounds (:mod:`fedcmi.engine.checkpoint`); what :meth:`resume`
+        continues from."""
+        payload = {"rounds_done": rounds_done, "global_state": _cpu(state)}
+        if memory is not None:
+            payload["memory"] = memory_payload(memory)
+        save_checkpoint(self.folder.checkpoints, payload)
 
     def finish(
         self,

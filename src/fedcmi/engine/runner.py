@@ -10,7 +10,7 @@ from fedcmi.config import Config
 from fedcmi.data import load_dataset
 from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
-from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary
+from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary, to_device
 from fedcmi.engine.speed import configure_torch
 
 __all__ = ["RunDirError", "RunInterrupted", "run_experiment"]
@@ -38,19 +38,20 @@ def run_experiment(
     start = 0
     if resumed is not None:
         engine.global_state = {k: v.to(device) for k, v in resumed.global_state.items()}
+        engine.memory = to_device(resumed.memory, device)
         start = resumed.rounds_done
     else:
         writer.start(data, federation)
-    done, done_state = start, engine.global_state  # the last round written to metrics
+    done, done_state = start, (engine.global_state, engine.memory)  # last round in metrics
     try:
         for t in range(start, cfg.rounds):
             record = engine.run_round(t)
-            writer.record(record, engine.global_state)
-            done, done_state = t + 1, engine.global_state
+            writer.record(record, engine.global_state, engine.memory)
+            done, done_state = t + 1, (engine.global_state, engine.memory)
             if on_round is not None:
                 on_round(record)
     except KeyboardInterrupt:
-        writer.checkpoint(done_state, done)
+        writer.checkpoint(done_state[0], done, done_state[1])
         raise RunInterrupted(
             f"interrupted after round {done}; continue with `fedcmi run --resume {writer.out}`"
         ) from None

@@ -21,14 +21,16 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedcmi.core.aggregation import ClientUpdate
-from fedcmi.engine.embedded import make_client_data
+from fedcmi.core.aggregation import ClientUpdate, ServerMemory
+from fedcmi.core.training import ClientData
+from fedcmi.engine.embedded import federation_client
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.faults import flip_labels
 from fedcmi.engine.rounds import train_client
-from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary
+from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary, to_device
 from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.common import (
+    Workspace,
     config_from_toml,
     from_record,
     scalar,
@@ -49,13 +51,14 @@ def query(msg: Message, context: Context) -> Message:
     return Message(RecordDict({"node": ConfigRecord({"partition-id": pid})}), reply_to=msg)
 
 
-@client_app.train()
-def train(msg: Message, context: Context) -> Message:
+def node_client(msg: Message, context: Context) -> tuple[Workspace, ClientData, int]:
+    """This node's workspace, its client's data and the round asked for; the node must
+    hold the client the message names."""
     config = msg.content.config_records["config"]
     pid = int(scalar(context.node_config, "partition-id"))
-    cid, round_idx = int(scalar(config, "cid")), int(scalar(config, "round"))
+    cid = int(scalar(config, "cid"))
     if cid != pid:
-        raise InputError(f"node holds partition {pid} but was asked to train client {cid}")
+        raise InputError(f"node holds partition {pid} but was asked about client {cid}")
     data_dir = context.node_config.get("data-dir") or config.get("data-dir")
     ws = workspace(str(config["config-toml"]), str(data_dir) if data_dir else None)
     n_parts = int(scalar(context.node_config, "num-partitions", ws.cfg.federation.num_clients))
@@ -64,19 +67,35 @@ def train(msg: Message, context: Context) -> Message:
             f"num-partitions = {n_parts} but federation.num_clients = "
             f"{ws.cfg.federation.num_clients}"
         )
-    client = make_client_data(
-        ws.data.train,
-        ws.federation.client_indices[pid],
-        ws.federation.modalities[pid],
-        pid,
-        ws.device,
-    )
+    client = federation_client(ws.federation, ws.data.train, pid, ws.device)
+    return ws, client, int(scalar(config, "round", 0))
+
+
+@client_app.evaluate()
+def local_loss(msg: Message, context: Context) -> Message:
+    """Power-of-choice's query: the global model's local loss on this node's client."""
+    ws, client, _ = node_client(msg, context)
     global_state = from_record(msg.content.array_records["arrays"], ws.device)
+    loss = ws.trainer.local_loss(client, global_state)
+    return Message(RecordDict({"metrics": MetricRecord({"loss": loss})}), reply_to=msg)
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    config = msg.content.config_records["config"]
+    ws, client, round_idx = node_client(msg, context)
+    pid = client.cid
+    records = msg.content.array_records
+    global_state = from_record(records["arrays"], ws.device)
+    memory = ServerMemory(
+        from_record(records["server-state"], ws.device),
+        {pid: from_record(records["client-state"], ws.device)},
+    )
     attempt = int(scalar(config, "attempt", 0))
 
     def local(flip: bool) -> tuple[ClientUpdate, dict[str, Any]]:
         data = flip_labels(client, ws.trainer.num_classes) if flip else client
-        return ws.trainer.train(data, global_state, round_idx)
+        return ws.trainer.train(data, global_state, round_idx, memory=memory)
 
     result = train_client(
         ws.cfg, pid, round_idx, attempt, local, global_state, sleep_when_slow=True
@@ -90,6 +109,8 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict(
         {
             "arrays": to_record(update.state),
+            "report": to_record(update.report),
+            "client-state": to_record(update.client_state),
             "metrics": MetricRecord(
                 {
                     "num-examples": update.num_samples,
@@ -152,15 +173,16 @@ def serve(
     if resume:
         writer, resumed = RunWriter.resume(out, cfg)
         start = {k: v.to(ws.device) for k, v in resumed.global_state.items()}
-        done = resumed.rounds_done
+        done, memory = resumed.rounds_done, to_device(resumed.memory, ws.device)
     else:
         writer, done = RunWriter(out, cfg), 0
         start = ws.initial_state  # the seeded init, as in the embedded engine
+        memory = ws.trainer.initial_memory(start)
     evaluator = Evaluator(cfg, ws.data, ws.trainer.model, ws.device)
     node_of = discover_nodes(grid, cfg.federation.num_clients)
     if not resume:
         writer.start(ws.data, ws.federation)
-    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, start, rounds_done=done)
+    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, start, done, memory)
     strategy.on_round = on_round
     if done < cfg.rounds:
         strategy.start(

@@ -19,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.rounds import (
     ClientResult,
@@ -27,11 +27,12 @@ from fedcmi.engine.rounds import (
     RoundResult,
     aggregate_round,
     drive_round,
-    participants,
     review,
     round_record,
+    select_clients,
 )
 from fedcmi.engine.run_folder import RoundRecord, RunWriter
+from fedcmi.errors import RunFailure
 from fedcmi.flower.common import Workspace, from_record, scalar, to_record
 
 
@@ -44,9 +45,11 @@ class FedCMIStrategy(Strategy):
         writer: RunWriter,
         global_state: State,
         rounds_done: int = 0,
+        memory: ServerMemory | None = None,
     ) -> None:
         """``rounds_done``: rounds finished before this start (a resumed run); Flower's
-        server round r is then the run's round ``rounds_done + r``."""
+        server round r is then the run's round ``rounds_done + r``. ``memory``: the
+        server memory to start from (default: the method's initial one)."""
         self.ws = workspace
         self.algorithm = workspace.trainer.algorithm
         self.node_of = node_of
@@ -54,8 +57,10 @@ class FedCMIStrategy(Strategy):
         self.evaluator = evaluator
         self.writer = writer
         self.global_state = global_state
+        self.memory = memory or workspace.trainer.initial_memory(global_state)
         self.offset = rounds_done
         self.selected: list[int] = []
+        self.candidate_losses: dict[str, float] | None = None
         self.result = RoundResult([], [], 1)
         self.on_round: Callable[[RoundRecord], None] | None = None
 
@@ -66,17 +71,57 @@ class FedCMIStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         t = self.offset + server_round - 1
-        self.selected = participants(self.algorithm, self.ws.federation, t)
+        self.selected, self.candidate_losses = select_clients(
+            self.ws.cfg,
+            self.algorithm,
+            self.ws.federation,
+            t,
+            lambda cids: self._local_losses(grid, arrays, config, cids),
+        )
         self._resend = (grid, arrays, config, t)  # what a retry of this round sends again
         return self._messages(arrays, config, t, attempt=0)
+
+    def _local_losses(
+        self, grid: Grid, arrays: ArrayRecord, config: ConfigRecord, cids: list[int]
+    ) -> list[float]:
+        """Power-of-choice's query: each candidate's local loss of the global model."""
+        timeout = self.ws.cfg.robustness.client_timeout or 3600.0
+        messages = [
+            Message(
+                content=RecordDict(
+                    {"arrays": arrays, "config": ConfigRecord({**dict(config), "cid": cid})}
+                ),
+                message_type="evaluate",
+                dst_node_id=self.node_of[cid],
+            )
+            for cid in cids
+        ]
+        losses: dict[int, float] = {}
+        for reply in grid.send_and_receive(messages, timeout=timeout):
+            cid = self.cid_of_node.get(reply.metadata.src_node_id, -1)
+            if reply.has_error():
+                raise RunFailure(f"client {cid} failed the local-loss query: {reply.error}")
+            losses[cid] = float(scalar(reply.content.metric_records["metrics"], "loss"))
+        missing = [cid for cid in cids if cid not in losses]
+        if missing:
+            raise RunFailure(f"no local loss from candidate client(s) {missing}")
+        return [losses[cid] for cid in cids]
 
     def _messages(
         self, arrays: ArrayRecord, config: ConfigRecord, t: int, attempt: int
     ) -> list[Message]:
         messages = []
+        server_state = to_record(self.memory.server)
         for cid in self.selected:
             record = ConfigRecord({**dict(config), "round": t, "cid": cid, "attempt": attempt})
-            content = RecordDict({"arrays": arrays, "config": record})
+            content = RecordDict(
+                {
+                    "arrays": arrays,
+                    "config": record,
+                    "server-state": server_state,
+                    "client-state": to_record(self.memory.clients.get(cid, {})),
+                }
+            )
             messages.append(
                 Message(content=content, message_type="train", dst_node_id=self.node_of[cid])
             )
@@ -102,7 +147,14 @@ class FedCMIStrategy(Strategy):
         self.result = drive_round(self.offset + server_round - 1, self.selected, rob, run_attempt)
         if not self.result.accepted:
             return None, None
-        self.global_state = aggregate_round(self.algorithm, self.global_state, self.result, rob)
+        self.global_state, self.memory = aggregate_round(
+            self.algorithm,
+            self.global_state,
+            self.result,
+            self.ws.cfg,
+            self.memory,
+            self.ws.federation.modalities,
+        )
         losses = [logs["loss"] for logs in self.result.logs]
         return to_record(self.global_state), MetricRecord({"train-loss": sum(losses) / len(losses)})
 
@@ -131,7 +183,15 @@ class FedCMIStrategy(Strategy):
         state = from_record(reply.content.array_records["arrays"], self.ws.device)
         n = int(scalar(metrics, "num-examples"))
         cid, modalities = int(scalar(info, "cid")), str(scalar(info, "modalities"))
-        update = ClientUpdate(cid, modalities, n, state)
+        records = reply.content.array_records
+        update = ClientUpdate(
+            cid,
+            modalities,
+            n,
+            state,
+            report=from_record(records["report"], self.ws.device),
+            client_state=from_record(records["client-state"], self.ws.device),
+        )
         logs = json.loads(str(scalar(info, "logs")))
         seconds = float(scalar(metrics, "seconds"))
         return ClientResult(update, logs, seconds, bool(scalar(info, "slow")))
@@ -152,7 +212,8 @@ class FedCMIStrategy(Strategy):
         evaluation = self.evaluator(self.global_state)
         t = self.offset + server_round - 1
         record = round_record(t, self.ws.cfg, self.selected, self.result, evaluation)
-        self.writer.record(record, self.global_state)  # and the checkpoint, when due
+        record.candidate_losses = self.candidate_losses
+        self.writer.record(record, self.global_state, self.memory)  # and the checkpoint
         if self.on_round is not None:
             self.on_round(record)
         scalars: dict[str, Any] = {

@@ -28,6 +28,22 @@ def side_of(key: str) -> str | None:
     return None
 
 
+def held_by(key: str, modalities: str) -> bool:
+    """Whether a client holding ``modalities`` trains state-dict key ``key`` (its
+    modalities' branches and the shared modules)."""
+    side = side_of(key)
+    return side is None or side in modalities
+
+
+def fill_missing(own: Tensor, substitute: Tensor | None, mask: Tensor | None) -> Tensor:
+    """``own`` where ``mask`` says the sample holds the input, else ``substitute`` (zeros
+    when None): the per-sample fill of a missing modality's fusion slot."""
+    if mask is None:
+        return own
+    keep = mask[:, None]
+    return torch.where(keep, own, own.new_zeros(()) if substitute is None else substitute)
+
+
 class MultimodalModel(nn.Module):
     """Base class: fused forward for any modality set and named evaluation logits."""
 
@@ -47,7 +63,16 @@ class MultimodalModel(nn.Module):
         right = zeros if right is None else right
         return self.fusion(torch.cat([left, right], dim=1))
 
-    def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
+    def forward(
+        self,
+        x_a: Tensor | None,
+        x_v: Tensor | None,
+        modalities: str,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> Tensor:
+        """Fused logits of a batch from a client holding ``modalities``; ``mask_a`` and
+        ``mask_v`` mark the samples that hold each input (per-sample missing inputs)."""
         raise NotImplementedError  # pragma: no cover
 
     def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:

@@ -3,7 +3,9 @@
 Per modality m: encoder ``enc_m``, self-projector ``self_m``, infiltration projector
 ``inf_m`` and classifier ``head_m`` shared by both projectors; a fusion head ``fusion``
 over ``[aa ; vv]``. A unimodal client fills the missing slot with its own modality's
-infiltration projection: a-only ``fusion([aa ; av])``, v-only ``fusion([va ; vv])``.
+infiltration projection: a-only ``fusion([aa ; av])``, v-only ``fusion([va ; vv])``;
+a multimodal client's sample missing one input (per-sample missing modalities) likewise
+gets the other modality's infiltration projection in the missing slot.
 
 Ablation switches: ``infiltration=False`` drops ``inf_m`` (distillation then targets the
 self-projector and unimodal clients zero-fill, like the baselines);
@@ -16,7 +18,7 @@ from torch import Tensor, nn
 
 from fedcmi.core.training import present
 from fedcmi.errors import InputError
-from fedcmi.models.base import MultimodalModel
+from fedcmi.models.base import MultimodalModel, fill_missing
 
 
 def make_projector(kind: str, dim: int) -> nn.Module:
@@ -84,9 +86,18 @@ class FedCMIModel(MultimodalModel):
         return self.head(side)
 
     # -- fusion --------------------------------------------------------------------
-    def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
+    def forward(
+        self,
+        x_a: Tensor | None,
+        x_v: Tensor | None,
+        modalities: str,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> Tensor:
         if modalities == "av":
-            return self.fuse(self.project_a(present(x_a))[0], self.project_v(present(x_v))[0])
+            aa, av = self.project_a(present(x_a))
+            vv, va = self.project_v(present(x_v))
+            return self.fuse_filled(aa, av, vv, va, mask_a, mask_v)
         if modalities == "a":
             aa, av = self.project_a(present(x_a))
             return self.fuse(aa, av)
@@ -94,6 +105,19 @@ class FedCMIModel(MultimodalModel):
             vv, va = self.project_v(present(x_v))
             return self.fuse(va, vv)
         raise ValueError(f"modalities = {modalities!r}: expected 'av', 'a' or 'v'")
+
+    def fuse_filled(
+        self,
+        aa: Tensor,
+        av: Tensor | None,
+        vv: Tensor,
+        va: Tensor | None,
+        mask_a: Tensor | None,
+        mask_v: Tensor | None,
+    ) -> Tensor:
+        """fusion([aa ; vv]) with a sample's missing a slot filled by va and a missing v
+        slot by av (zeros without infiltration projectors)."""
+        return self.fuse(fill_missing(aa, va, mask_a), fill_missing(vv, av, mask_v))
 
     def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
         aa, av = self.project_a(x_a)

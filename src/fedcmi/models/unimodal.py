@@ -26,7 +26,16 @@ class UnimodalModel(MultimodalModel):
     def logits(self, x: Tensor) -> Tensor:
         return getattr(self, f"head_{self.side}")(getattr(self, f"enc_{self.side}")(x))
 
-    def forward(self, x_a: Tensor | None, x_v: Tensor | None, modalities: str) -> Tensor:
+    def forward(
+        self,
+        x_a: Tensor | None,
+        x_v: Tensor | None,
+        modalities: str,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> Tensor:
+        """Logits of every row; rows whose input is missing (``mask_a``/``mask_v``) are
+        the callers' to leave out of a loss."""
         return self.logits(present(x_a if self.side == "a" else x_v))
 
     def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:

@@ -1,0 +1,169 @@
+"""FedProto-style prototype regularisation (Tan, Long, Liu, Zhou, Lu, Jiang, Zhang;
+"FedProto: Federated Prototype Learning across Heterogeneous Clients", AAAI 2022) on the
+late-fusion model, per modality, with FedAvg of the model parameters.
+
+After local training, client i sends per modality m and class c the prototype
+P_i,c^m = mean of E_m(x^m) over its samples of class c holding input m (eval mode) and
+their count n_i,c^m. The server averages them (FedProto Eq. 6)::
+
+    P_c^m = sum_i n_i,c^m P_i,c^m / sum_i n_i,c^m
+
+over the round's clients that hold class c in modality m; a class no client of the
+round reported keeps its previous global prototype. Local training adds the distance of
+each sample's features to its class's global prototype (the official code's MSE)::
+
+    L = CE(g([f_a ; f_v]), y) + lambda sum_m mean_i ||f_m,i - P_{y_i}^m||^2 / d
+
+over the samples holding input m whose class has a global prototype (none in round 1).
+Unlike FedProto, the model parameters are still averaged (FedAvg): the prototypes
+regularise a shared model, the form used as a baseline in multimodal FL.
+
+Choices: prototypes come from the trained local model in eval mode over all the
+client's samples (the official code averages the training-time features of its local
+epochs); ``lambda = 1.0`` (``proto_weight``, the official ``ld``); ``aggregation``
+as for FedAvg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.algorithms.fedavg_pmr import class_prototypes
+from fedcmi.core.aggregation import ClientUpdate, State
+from fedcmi.core.training import (
+    Batch,
+    ClientData,
+    RoundContext,
+    masked_mean,
+    present,
+    rows,
+    train_local,
+)
+from fedcmi.models import LateFusionModel
+from fedcmi.models.base import fill_missing
+from fedcmi.registry import ALGORITHMS
+
+
+def average_prototypes(
+    previous: Tensor, previous_count: Tensor, reports: Sequence[tuple[Tensor, Tensor]]
+) -> tuple[Tensor, Tensor]:
+    """P_c = sum_i n_i,c P_i,c / sum_i n_i,c over the reports holding class c; classes
+    nobody reported keep ``previous`` (and ``previous_count``)."""
+    if not reports:
+        return previous, previous_count
+    counts = torch.stack([n.double() for _, n in reports])  # (clients, C)
+    protos = torch.stack([p.double() for p, _ in reports])  # (clients, C, d)
+    total = counts.sum(dim=0)
+    mean = (protos * counts[:, :, None]).sum(dim=0) / total.clamp_min(1)[:, None]
+    seen = total > 0
+    proto = torch.where(seen[:, None], mean.to(previous.dtype), previous)
+    count = torch.where(seen, total.to(previous_count.dtype), previous_count)
+    return proto, count
+
+
+def prototype_distance(
+    features: Tensor, prototypes: Tensor, valid: Tensor, batch: Batch, mask: Tensor | None
+) -> Tensor:
+    """mean over kept samples of ||f_i - P_{y_i}||^2 / d; kept: holding the input and
+    with a global prototype for their class."""
+    keep = valid[batch.y]
+    if mask is not None:
+        keep = keep & mask
+    per_sample = ((features - prototypes[batch.y]) ** 2).mean(dim=1)
+    return masked_mean(per_sample, keep)
+
+
+@torch.no_grad()
+def client_prototypes(
+    model: LateFusionModel, client: ClientData, num_classes: int, batch_size: int
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per held modality: the class prototypes (C, d) and class counts (C) over the
+    client's samples holding that input, from the model in eval mode."""
+    model.eval()
+    out = {}
+    for side, x, mask, enc in (
+        ("a", client.x_a, client.mask_a, model.enc_a),
+        ("v", client.x_v, client.mask_v, model.enc_v),
+    ):
+        if side not in client.modalities:
+            continue
+        feats = torch.cat(
+            [enc(present(x)[s : s + batch_size]) for s in range(0, len(client), batch_size)]
+        ).float()
+        labels = rows(client.y, mask)
+        protos, _ = class_prototypes(rows(feats, mask), labels, num_classes)
+        out[side] = (protos, torch.bincount(labels, minlength=num_classes).float())
+    return out
+
+
+@ALGORITHMS.register("fedproto")
+class FedProto(FedAvg):
+    @dataclass
+    class Params(FedAvg.Params):
+        proto_weight: float = 1.0
+
+    params: Params
+
+    def init_server_state(self, global_state: State) -> State:
+        weight = global_state["fusion.weight"]
+        classes, d = weight.shape[0], weight.shape[1] // 2
+        state = {}
+        for side in "av":
+            state[f"proto.{side}"] = torch.zeros(
+                classes, d, dtype=weight.dtype, device=weight.device
+            )
+            state[f"count.{side}"] = torch.zeros(classes, dtype=weight.dtype, device=weight.device)
+        return state
+
+    def local_train(
+        self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
+    ) -> dict[str, Any]:
+        assert isinstance(model, LateFusionModel)
+        lam = self.params.proto_weight
+        globals_ = {
+            side: (ctx.server_state[f"proto.{side}"], ctx.server_state[f"count.{side}"] > 0)
+            for side in "av"
+        }
+
+        def loss_fn(batch: Batch) -> Tensor:
+            f_a = model.enc_a(batch.x_a) if "a" in client.modalities else None
+            f_v = model.enc_v(batch.x_v) if "v" in client.modalities else None
+            fused = model.fuse(
+                None if f_a is None else fill_missing(f_a, None, batch.mask_a),
+                None if f_v is None else fill_missing(f_v, None, batch.mask_v),
+            )
+            loss = F.cross_entropy(fused, batch.y)
+            for side, f, mask in (("a", f_a, batch.mask_a), ("v", f_v, batch.mask_v)):
+                protos, valid = globals_[side]
+                if f is not None and lam:
+                    loss = loss + lam * prototype_distance(f, protos, valid, batch, mask)
+            return loss
+
+        stats = train_local(model, client, ctx, loss_fn)
+        local = client_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))
+        for side, (protos, counts) in local.items():
+            ctx.report[f"proto.{side}"] = protos
+            ctx.report[f"count.{side}"] = counts
+        return stats
+
+    def server_update(
+        self, server_state: State, updates: Sequence[ClientUpdate], modalities: Sequence[str]
+    ) -> State:
+        new = dict(server_state)
+        for side in "av":
+            reports = [
+                (u.report[f"proto.{side}"], u.report[f"count.{side}"])
+                for u in updates
+                if f"proto.{side}" in u.report
+            ]
+            new[f"proto.{side}"], new[f"count.{side}"] = average_prototypes(
+                server_state[f"proto.{side}"], server_state[f"count.{side}"], reports
+            )
+        return new
