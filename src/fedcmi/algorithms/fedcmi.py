@@ -216,7 +216,7 @@ class FedCMI(Algorithm):
             batches += 1
             if use_cmi:
                 loss = loss + p.lambda2 * self._cmi_term(
-                    model, teacher, batch, a_dom, (z_a, z_v), (av, va), present(temps)
+                    model, teacher, batch, both, a_dom, (z_a, z_v), (av, va), present(temps)
                 )
             return loss
 
@@ -231,6 +231,7 @@ class FedCMI(Algorithm):
         model: FedCMIModel,
         teacher: FedCMIModel | None,
         batch: Batch,
+        both: Tensor | None,
         a_dom: Tensor,
         self_logits: tuple[Tensor, Tensor],
         inf_feats: tuple[Tensor | None, Tensor | None],
@@ -251,14 +252,14 @@ class FedCMI(Algorithm):
             student = model.infiltration_head(weak)(inf_feats[weak_idx])
         else:
             student = self_logits[weak_idx]
-        return infiltration_loss(teacher_logits, student, temps, batch.y, batch.both_present())
+        return infiltration_loss(teacher_logits, student, temps, batch.y, both)
 
     def round_temperatures(
         self, teacher: FedCMIModel, client: ClientData, ctx: RoundContext
     ) -> Tensor:
         if self.params.temperature == "uniform":
             return torch.ones(ctx.num_classes, device=client.y.device)
-        both = client_rows_with_both(client)
+        both = client.both_present()
         labels = rows(client.y, both)
         p_a, p_v = true_class_probabilities(
             teacher,
@@ -268,8 +269,3 @@ class FedCMI(Algorithm):
             batch_size=max(256, ctx.train.batch_size),
         )
         return class_wise_temperatures(p_a, p_v, labels, ctx.num_classes, self.params.beta)
-
-
-def client_rows_with_both(client: ClientData) -> Tensor | None:
-    """The client's samples holding both inputs (None: all of them)."""
-    return Batch(client.x_a, client.x_v, client.y, client.mask_a, client.mask_v).both_present()

@@ -43,6 +43,20 @@ class ClientData:
     def __len__(self) -> int:
         return len(self.y)
 
+    def take(self, index: Tensor | slice) -> Batch:
+        """The batch of the rows ``index`` selects."""
+        return Batch(
+            None if self.x_a is None else self.x_a[index],
+            None if self.x_v is None else self.x_v[index],
+            self.y[index],
+            None if self.mask_a is None else self.mask_a[index],
+            None if self.mask_v is None else self.mask_v[index],
+        )
+
+    def both_present(self) -> Tensor | None:
+        """Samples that hold both inputs (None: all of them)."""
+        return rows_with_both(self.y, self.mask_a, self.mask_v)
+
 
 @dataclass
 class RoundContext:
@@ -81,13 +95,18 @@ class Batch:
 
     def both_present(self) -> Tensor | None:
         """Rows that hold both inputs (None: every row does)."""
-        if self.mask_a is None and self.mask_v is None:
-            return None
-        rows = torch.ones_like(self.y, dtype=torch.bool)
-        for mask in (self.mask_a, self.mask_v):
-            if mask is not None:
-                rows = rows & mask
-        return rows
+        return rows_with_both(self.y, self.mask_a, self.mask_v)
+
+
+def rows_with_both(y: Tensor, mask_a: Tensor | None, mask_v: Tensor | None) -> Tensor | None:
+    """mask_a & mask_v, an absent mask counting as all-present (None if both are)."""
+    if mask_a is None and mask_v is None:
+        return None
+    kept = torch.ones_like(y, dtype=torch.bool)
+    for mask in (mask_a, mask_v):
+        if mask is not None:
+            kept = kept & mask
+    return kept
 
 
 def rows(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -137,13 +156,7 @@ def iterate_batches(client: ClientData, ctx: RoundContext) -> Iterator[Batch]:
         return
     on_device = torch.cat(flat).to(client.y.device).split([len(idx) for idx in flat])
     for idx in on_device:
-        yield Batch(
-            None if client.x_a is None else client.x_a[idx],
-            None if client.x_v is None else client.x_v[idx],
-            client.y[idx],
-            None if client.mask_a is None else client.mask_a[idx],
-            None if client.mask_v is None else client.mask_v[idx],
-        )
+        yield client.take(idx)
 
 
 def timed(ctx: RoundContext, phase: str) -> AbstractContextManager:

@@ -22,7 +22,7 @@ from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import Config, TrainConfig
 from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.phases import PhaseLog
-from fedcmi.core.training import Batch, ClientData, rows
+from fedcmi.core.training import ClientData, rows
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.faults import flip_labels as flipped
@@ -134,13 +134,7 @@ class ClientTrainer:
         step = self.cfg.eval.batch_size
         for start in range(0, len(client), step):
             sl = slice(start, start + step)
-            batch = Batch(
-                None if client.x_a is None else client.x_a[sl],
-                None if client.x_v is None else client.x_v[sl],
-                client.y[sl],
-                None if client.mask_a is None else client.mask_a[sl],
-                None if client.mask_v is None else client.mask_v[sl],
-            )
+            batch = client.take(sl)
             with self.autocast():
                 logits = model(batch.x_a, batch.x_v, client.modalities, batch.mask_a, batch.mask_v)
             losses = F.cross_entropy(logits.float(), batch.y, reduction="none")
