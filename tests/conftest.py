@@ -17,6 +17,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """The CPU's bf16 support and torch's kernels: numerics of the gpu tests on the CPU
+    depend on them."""
+    from fedcmi.engine.speed import native_bf16
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+        "unknown CPU",
+    )
+    _, fact = native_bf16(torch.device("cpu"))
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"cpu: {model}; {fact}; torch {torch.__version__} kernels {capability}"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return fh.read().splitlines()
+    except OSError:
+        return []
+
+
 @pytest.fixture
 def gpu_device(request: pytest.FixtureRequest) -> str:
     """The device of a ``gpu`` test: "cuda"; "cpu" with --gpu-on-cpu; else the test skips."""

@@ -555,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--force", action="store_true", help="prepare: rebuild a cache made with other parameters"
     )
-    data.add_argument("name")
+    data.add_argument("name", help="dataset name (av-digits, mfeat, crema-d, ave, crisismmd, ...)")
     data.add_argument(
         "--set",
         action="append",
@@ -576,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a dataset setting by central training (unimodal, joint, oracle, probes)",
     )
     cal.add_argument("--config", help="TOML file or preset name (its data and training)")
-    cal.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    cal.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     cal.add_argument("--epochs", type=int, default=20, help="epochs of central training")
     cal.add_argument("--json", help="write the figures to this JSON file")
     cal.add_argument("--grid", help="calibrate every setting of a grid file's [axes] instead")
@@ -584,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", help="--grid: output folder (default runs/calibration/<grid>)")
     cal.set_defaults(func=cmd_calibrate)
     table = sub.add_parser("table", help="mean +- std table from a sweep's results.csv")
-    table.add_argument("results")
+    table.add_argument("results", help="a sweep's results.csv")
     table.add_argument(
         "--by", help="comma-separated grouping columns, method first (default: every axis but seed)"
     )
@@ -610,7 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     engines = bench_sub.add_parser("engines", help="per-round time: embedded vs Flower")
     engines.add_argument("--config", help="workload preset (default: a small synthetic one)")
-    engines.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    engines.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     engines.add_argument(
         "--deployment",
         action="store_true",
@@ -643,7 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.set_defaults(func=cmd_bench_scale)
     faults = bench_sub.add_parser("faults", help="a seeded fault mix against the fault-free run")
     faults.add_argument("--config", help="workload preset (default: av-digits-fedcmi, 10 rounds)")
-    faults.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    faults.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     faults.add_argument("--json", help="write the figures to this JSON file")
     faults.add_argument(
         "--only", choices=("mix", "attacks"), help="one of the two tables (default: both)"
@@ -657,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     flower = sub.add_parser("flower", help="Flower deployment helpers")
     flower_sub = flower.add_subparsers(dest="flower_command", required=True)
     certs = flower_sub.add_parser("certs", help="test CA, server and client certificates (PEM)")
-    certs.add_argument("folder")
+    certs.add_argument("folder", help="where the PEM files are written")
     certs.add_argument(
         "--host",
         action="append",

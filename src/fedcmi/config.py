@@ -32,30 +32,42 @@ class ConfigError(InputError):
 
 @dataclass
 class FederationConfig:
-    """How the training set is split over clients and which modalities each holds."""
+    """``[federation]``: how the training set is split over clients, which modalities each
+    holds, and which clients take part in a round."""
 
     num_clients: int = 20
+    """N: the number of clients."""
     clients_per_round: int = 5
+    """K: the clients that train in each round."""
     alpha: float = 3.0
+    """Concentration of the per-class Dirichlet(alpha) label split; a very large value
+    (e.g. 1000) is close to IID."""
     multimodal_ratio: float = 1.0
+    """r: the fraction of clients holding both modalities; the rest is split half
+    a-only, half v-only. Fixed for the run, drawn from the seed."""
     min_client_size: int = 10
-    # "uniform": clients_per_round drawn uniformly without replacement. "power-of-choice"
-    # (Cho et al. 2022): `candidates` clients drawn with probability proportional to their
-    # sample count, and the clients_per_round of them with the highest local loss of the
-    # global model take part (None: min(2 x clients_per_round, num_clients)).
+    """The Dirichlet split is redrawn until every client holds at least this many
+    samples."""
     selection: Literal["uniform", "power-of-choice"] = "uniform"
+    """``"uniform"``: ``clients_per_round`` clients drawn uniformly without replacement.
+    ``"power-of-choice"`` (Cho et al. 2022): ``candidates`` clients drawn with probability
+    proportional to their sample count; the ``clients_per_round`` of them with the highest
+    local loss of the global model take part."""
     candidates: int | None = None
-    # Per-sample missing modalities within multimodal clients: each sample's a (v) input
-    # is absent with this probability, drawn once from the seed, independently per
-    # modality; a sample that draws both absent is left out of training and counted in
-    # the manifest (see fedcmi.engine.federation.draw_missing).
+    """Power-of-choice only: the candidates d asked for their loss (absent:
+    min(2 K, N))."""
     missing_rate_a: float = 0.0
+    """Per-sample missing modality a within multimodal clients: each sample's a input is
+    absent with this probability, drawn once from the seed, independently of v. A sample
+    that draws both absent is left out of training and counted in the manifest."""
     missing_rate_v: float = 0.0
+    """As ``missing_rate_a``, for modality v."""
 
 
 @dataclass
 class ServerConfig:
-    """The server's step on the aggregated update (FedOpt, Reddi et al., ICLR 2021).
+    """``[server]``: the server's step on the aggregated update (FedOpt, Reddi et al.,
+    ICLR 2021).
 
     With Delta = aggregate(client states) - theta (the pseudo-gradient): "sgd" takes
     theta + lr Delta (lr = 1 is plain averaging); "adam", "yogi" and "adagrad" keep
@@ -64,98 +76,157 @@ class ServerConfig:
     """
 
     optimizer: Literal["sgd", "adam", "yogi", "adagrad"] = "sgd"
+    """``"sgd"`` (theta + lr Delta), or FedAdam, FedYogi, FedAdagrad."""
     lr: float = 1.0
+    """Server learning rate (also SCAFFOLD's global step size)."""
     beta1: float = 0.9
+    """Adam/Yogi/Adagrad: first-moment decay, m = beta1 m + (1 - beta1) Delta."""
     beta2: float = 0.99
+    """Adam/Yogi: second-moment decay."""
     tau: float = 1e-3
+    """Adaptivity: the second moment starts at tau^2 and tau is added to sqrt(v)."""
 
 
 @dataclass
 class TrainConfig:
-    """Local training; identical for every method in a comparison."""
+    """``[train]``: local training (SGD), identical for every method in a comparison."""
 
     local_epochs: int = 2
+    """Passes over the client's data per round."""
     batch_size: int = 64
+    """Local mini-batch size (a last batch of one sample joins the previous batch)."""
     lr: float = 0.01
+    """SGD learning rate."""
     momentum: float = 0.9
+    """SGD momentum; the optimizer is created afresh for every client in every round."""
     weight_decay: float = 1e-4
-    # Learning rate stays constant before this round, then decays linearly to lr_min at
-    # the last round (the reference code's schedule); absent = constant.
+    """SGD weight decay (L2)."""
     lr_decay_start: int | None = None
+    """The learning rate stays constant before this round, then decays linearly to
+    ``lr_min`` at the last round (the reference code's schedule); absent = constant."""
     lr_min: float = 1e-4
+    """The learning rate reached at the last round when ``lr_decay_start`` is set."""
 
 
 @dataclass
 class ModelConfig:
-    """Encoders ("auto" = the dataset's recommended ones) and head sizes."""
+    """``[model]``: encoders and widths."""
 
     encoder_a: str = "auto"
+    """Modality a's encoder: ``"auto"`` (the dataset's own) or a registered encoder name
+    (the encoder table of the documentation)."""
     encoder_v: str = "auto"
+    """Modality v's encoder, as ``encoder_a``."""
     feature_dim: int = 128
+    """d: the width of the encoder features and of the projectors."""
     projector: Literal["linear", "mlp"] = "linear"
-    # Extra keyword options for each encoder, e.g. [model.options_v] pretrained = "PATH"
-    # (a local file or folder; nothing is downloaded). Dataset defaults are merged first.
+    """FedCMI's projectors: ``"linear"`` (Linear(d, d)) or ``"mlp"``
+    (Linear-ReLU-Linear-ReLU-Linear)."""
     options_a: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword options for encoder a, e.g. ``[model.options_a] pretrained = "PATH"``
+    (a local file or folder; nothing is downloaded). The dataset's defaults are merged
+    first."""
     options_v: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword options for encoder v, as ``options_a``."""
 
 
 @dataclass
 class EvalConfig:
-    """Central evaluation and the reported figures (see :mod:`fedcmi.core.protocol`)."""
+    """``[eval]``: central evaluation and the reported figures (see
+    :mod:`fedcmi.core.protocol`)."""
 
     batch_size: int = 1024
-    last_rounds: int = 5  # primary figure: mean test metrics over this many last rounds
-    smooth_rounds: int = 3  # best-val round: trailing mean of val acc over this many rounds
+    """Evaluation batch size (no effect on the numbers)."""
+    last_rounds: int = 5
+    """The primary figure: test metrics averaged over this many last rounds."""
+    smooth_rounds: int = 3
+    """The best-val round: chosen on a trailing mean of val accuracy over this many
+    rounds."""
 
 
 @dataclass
 class EngineConfig:
+    """``[engine]``: where and how fast the embedded engine computes; none of these keys
+    changes the math (``deterministic = true`` and ``precision = "fp32"`` keep runs
+    bit-reproducible)."""
+
     device: str = "auto"
-    # Deterministic kernels (the default); false lets cuDNN autotune convolutions (faster
-    # on a GPU, not bit-reproducible). See fedcmi.engine.speed.configure_torch.
+    """``"auto"``: ``"cuda"`` when available, else ``"cpu"``; or any torch device string."""
     deterministic: bool = True
+    """Deterministic kernels; false lets cuDNN autotune convolutions (faster on a GPU, not
+    bit-reproducible). See fedcmi.engine.speed.configure_torch."""
     threads: int | None = None
-    # fp32; tf32 (CUDA matmuls/convolutions in TF32); bf16 (autocast of the local
-    # forward passes to bfloat16, on CUDA GPUs that support it and on CPU); auto: bf16
-    # where the hardware runs it natively, else fp32 (fedcmi.engine.speed.resolve_precision).
+    """Torch intra-op threads (absent: torch's choice)."""
     precision: Literal["fp32", "tf32", "bf16", "auto"] = "fp32"
-    channels_last: bool = False  # NHWC memory format for convolutional encoders
-    compile: bool = False  # torch.compile the encoders (in place; state-dict keys unchanged)
-    # Clients of a round trained at the same time, each on its own model replica (and CUDA
-    # stream on a GPU); the same math as one after another (1 = sequential).
+    """``"tf32"``: CUDA matmuls/convolutions in TF32; ``"bf16"``: autocast of the local
+    forward passes to bfloat16 (CUDA GPUs that support it, and the CPU); ``"auto"``: bf16
+    where the hardware runs it natively, else fp32."""
+    channels_last: bool = False
+    """NHWC memory format for convolutional encoders."""
+    compile: bool = False
+    """``torch.compile`` the encoders (in place; state-dict keys unchanged)."""
     concurrent_clients: int = 1
-    checkpoint_every: int = 1  # rounds between checkpoints (0 = none); see `fedcmi run --resume`
+    """Clients of a round trained at the same time, each on its own model replica (and
+    CUDA stream on a GPU); the same math as one after another (1 = sequential)."""
+    checkpoint_every: int = 1
+    """Rounds between checkpoints (0 = none); see ``fedcmi run --resume``."""
 
 
 @dataclass
 class RobustnessConfig:
-    """How the server treats failing or suspicious clients, and the aggregation rule."""
+    """``[robustness]``: how the server treats failing or suspicious clients, and the
+    aggregation rule."""
 
-    client_timeout: float | None = None  # seconds; a slower client's update is rejected
-    min_clients: int = 1  # accepted updates needed to complete a round
-    max_round_retries: int = 2  # a round short of min_clients is retried this often
-    # Per modality side: "mean" (sample-weighted, the spec's rule), coordinate-wise
-    # "median", or "trimmed-mean" (drops trim_fraction of the values at each end).
+    client_timeout: float | None = None
+    """Seconds; a slower client's update is rejected (absent: no limit)."""
+    min_clients: int = 1
+    """Accepted updates needed to complete a round."""
+    max_round_retries: int = 2
+    """A round short of ``min_clients`` is retried this often, then the run fails."""
     rule: Literal["mean", "median", "trimmed-mean"] = "mean"
+    """Per modality side: ``"mean"`` (sample-weighted, FedCMI's rule), coordinate-wise
+    ``"median"``, or ``"trimmed-mean"`` (drops ``trim_fraction`` of the values at each
+    end)."""
     trim_fraction: float = 0.1
-    clip_norm: float | None = None  # clip each client's update (per side) to this L2 norm
+    """Trimmed mean: the fraction dropped at each end, in [0, 0.5)."""
+    clip_norm: float | None = None
+    """Clip each client's update (per modality side) to this L2 norm (absent: no
+    clipping)."""
 
 
 @dataclass
 class FaultsConfig:
-    """Seeded fault injection (tests and robustness studies); all off by default."""
+    """``[faults]``: seeded fault injection (tests and robustness studies); all off by
+    default."""
 
-    drop_rate: float = 0.0  # the client raises
-    nan_rate: float = 0.0  # the client returns non-finite parameters
-    slow_rate: float = 0.0  # the client takes longer than robustness.client_timeout
-    shape_rate: float = 0.0  # the client returns a wrongly shaped parameter
-    # Malicious clients: a fixed, seeded set of this many clients that attack in every
-    # round they take part in (see fedcmi.engine.faults.poison). Finite attacks, which
-    # update validation cannot catch.
+    drop_rate: float = 0.0
+    """Probability that a client raises instead of returning an update."""
+    nan_rate: float = 0.0
+    """Probability that a client returns non-finite parameters."""
+    slow_rate: float = 0.0
+    """Probability that a client takes longer than ``robustness.client_timeout``."""
+    shape_rate: float = 0.0
+    """Probability that a client returns a wrongly shaped parameter."""
     malicious_clients: int = 0
+    """A fixed, seeded set of this many clients that attack in every round they take
+    part in (see fedcmi.engine.faults.poison); finite attacks, which update validation
+    cannot catch."""
     attack: Literal["sign-flip", "scale", "noise", "label-flip"] = "sign-flip"
-    attack_factor: float = 4.0  # sign-flip sends g - f (theta - g), scale g + f (theta - g)
-    attack_norm: float = 10.0  # noise: theta + Gaussian noise of this L2 norm (whole update)
+    """What a malicious client sends."""
+    attack_factor: float = 4.0
+    """Sign-flip sends g - f (theta - g), scale sends g + f (theta - g), for global g and
+    honest update theta."""
+    attack_norm: float = 10.0
+    """Noise attack: theta + Gaussian noise of this L2 norm (whole update)."""
+
+
+@dataclass
+class LoggingConfig:
+    """``[logging]``: optional live views of a run; the run folder stays the record."""
+
+    tensorboard: bool = False
+    """Write TensorBoard event files to ``RUN/tensorboard/`` every round (needs the
+    ``tensorboard`` extra)."""
 
 
 @dataclass
@@ -171,8 +242,13 @@ class NamedConfig:
 
 @dataclass
 class Config:
+    """A whole run: top-level keys, then one table per section."""
+
     seed: int = 0
+    """Seeds the model init, the federation (split, modalities, schedule, missing
+    inputs) and the batch order."""
     rounds: int = 30
+    """Communication rounds."""
     data: NamedConfig = field(default_factory=lambda: _named("data", {}))
     federation: FederationConfig = field(default_factory=FederationConfig)
     algorithm: NamedConfig = field(default_factory=lambda: _named("algorithm", {}))
@@ -183,6 +259,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seed": self.seed, "rounds": self.rounds}

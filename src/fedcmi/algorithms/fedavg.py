@@ -28,6 +28,9 @@ class FedAvg(Algorithm):
     @dataclass
     class Params:
         aggregation: Literal["all", "modality-aware"] = "all"
+        """``"all"``: every parameter averaged over every sampled client (an a-only
+        client contributes its unchanged v branch); ``"modality-aware"``: each modality's
+        branch over the clients holding it, as FedCMI's server does."""
 
     params: Params
 
@@ -66,6 +69,8 @@ class BalancedFedAvg(FedAvg):
     @dataclass
     class Params(FedAvg.Params):
         modulation_ends: int | None = None
+        """The last round (1-based) that balances the modalities; later rounds train
+        plain cross-entropy (absent: every round)."""
 
     params: Params
 

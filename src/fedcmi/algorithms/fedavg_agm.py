@@ -83,7 +83,9 @@ class FedAvgAGM(BalancedFedAvg):
     @dataclass
     class Params(BalancedFedAvg.Params):
         alpha: float = 0.1
+        """Modulation strength: kappa_m = exp(alpha min(eta_m - r_m, 7))."""
         grad_clip: float | None = 5.0
+        """Gradient-norm clip after modulation, as the official code (absent: none)."""
 
     params: Params
 

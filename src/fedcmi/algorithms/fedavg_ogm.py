@@ -88,7 +88,10 @@ class FedAvgOGM(BalancedFedAvg):
     @dataclass
     class Params(BalancedFedAvg.Params):
         alpha: float = 0.8
+        """Modulation strength: the dominant encoder's gradients times
+        1 - tanh(alpha rho) for rho > 1."""
         noise: bool = True
+        """Generalisation enhancement: Gaussian noise on both encoders' gradients."""
 
     params: Params
 

@@ -96,7 +96,10 @@ class FedAvgPMR(BalancedFedAvg):
     @dataclass
     class Params(BalancedFedAvg.Params):
         alpha: float = 1.0
+        """Weight of the weak modality's prototype loss."""
         scaling: Literal["constant", "ratio"] = "constant"
+        """``"constant"``: alpha (the official code); ``"ratio"``:
+        alpha tanh(rho - 1) (the paper's text)."""
 
     params: Params
 

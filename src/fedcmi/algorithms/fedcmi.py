@@ -1,6 +1,6 @@
 """FedCMI: Cross-Modal Infiltration Federated Learning (Fan et al., arXiv 2401.00894).
 
-Implements the FedCMI specification. Multimodal client, local objective::
+Implements FedCMI as docs/algorithm.md states it. Multimodal client, local objective::
 
     L = CE(z, y) + lambda1 [CE(z_a^s, y) + CE(z_v^s, y)] + lambda2 L_cmi
         + (mu/2) ||theta - theta_g||^2
@@ -57,7 +57,7 @@ from fedcmi.registry import ALGORITHMS
 def class_wise_temperatures(
     p_a: Tensor, p_v: Tensor, labels: Tensor, num_classes: int, beta: float = 2.0
 ) -> Tensor:
-    """Class-wise distillation temperatures T_c in (0, 1] (the specification's rule).
+    """Class-wise distillation temperatures T_c in (0, 1] (the paper's rule, docs/algorithm.md).
 
     ``p_a[i]``/``p_v[i]``: the global model's a/v self-head probability of sample i's
     true class. With P_c^m the class means, rho_c = P_c^a / P_c^v and rho_bar their mean
@@ -126,15 +126,28 @@ class FedCMI(Algorithm):
     @dataclass
     class Params:
         lambda1: float = 2.0
+        """Weight of the two self-projector cross-entropies."""
         lambda2: float = 1.0
+        """Weight of the cross-modal infiltration loss L_cmi."""
         prox_mu: float = 1.0
+        """mu of the proximal term (mu / 2) ||theta - theta_g||^2."""
         warmup_rounds: int = 1
+        """W: rounds (0-based index < W) without L_cmi and without temperatures."""
         beta: float = 2.0
+        """Sharpness of the class-wise temperatures, T_c = 1 / (1 + beta ln(...))."""
         temperature: Literal["class-wise", "uniform"] = "class-wise"
+        """Ablation: ``"uniform"`` uses T = 1 for every class."""
         teacher: Literal["global", "local"] = "global"
+        """Ablation: ``"local"`` distils from the client's own current dominant
+        self-projector logits (detached) instead of the frozen global model's."""
         infiltration_projector: bool = True
+        """Ablation: false distils into the weak modality's self-projector; unimodal
+        clients then zero-fill the missing slot."""
         shared_classifier: bool = True
+        """Ablation: false gives each infiltration projector its own classifier."""
         aggregation: Literal["modality-aware", "all"] = "modality-aware"
+        """``"modality-aware"``: each modality's branch averaged over the clients holding
+        it; ``"all"``: over every sampled client."""
 
     params: Params
 

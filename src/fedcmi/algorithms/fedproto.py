@@ -108,6 +108,7 @@ class FedProto(FedAvg):
     @dataclass
     class Params(FedAvg.Params):
         proto_weight: float = 1.0
+        """lambda: weight of the MSE between local features and the global prototype."""
 
     params: Params
 

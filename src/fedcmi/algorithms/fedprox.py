@@ -17,6 +17,7 @@ class FedProx(FedAvg):
     @dataclass
     class Params(FedAvg.Params):
         prox_mu: float = 0.01
+        """mu of the proximal term (mu / 2) ||theta - theta_g||^2."""
 
     params: Params
 

@@ -108,11 +108,18 @@ class AVDigits(DatasetBuilder):
     @dataclass
     class Params:
         per_class: int = 300
-        audio_snr_db: float | None = None  # absent = clean speech
-        image_noise: float = 0.5  # Gaussian pixel sigma on [0, 1] pixels
+        """Audio-image pairs per digit (at most 500, the images available)."""
+        audio_snr_db: float | None = None
+        """White noise added to the speech at this SNR in dB (absent: clean speech)."""
+        image_noise: float = 0.5
+        """Gaussian pixel noise sigma on [0, 1] pixels."""
         val_fraction: float = 0.1
+        """Fraction of the pairs held out for validation (stratified)."""
         test_fraction: float = 0.2
-        seed: int = 0  # fixes the dataset itself; the run seed varies the federation
+        """Fraction of the pairs held out for test (stratified)."""
+        seed: int = 0
+        """Fixes the dataset itself (voices, pairing, noise, splits); the run seed varies
+        the federation."""
 
         def __post_init__(self) -> None:
             # -5 and -5.0 are the same data: one cache name (params_key hashes the JSON)

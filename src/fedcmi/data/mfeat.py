@@ -48,9 +48,14 @@ class MFeat(DatasetBuilder):
     @dataclass
     class Params:
         views: list[str] = field(default_factory=lambda: ["pix", "fou"])
+        """The two feature sets used as modalities a and v, from fou, fac, kar, pix,
+        zer, mor."""
         val_fraction: float = 0.1
+        """Fraction of the rows held out for validation (stratified)."""
         test_fraction: float = 0.2
+        """Fraction of the rows held out for test (stratified)."""
         seed: int = 0
+        """Fixes the splits; the run seed varies the federation."""
 
     @classmethod
     def load(cls, params: MFeat.Params, cache_dir: Path) -> MultimodalData:

@@ -60,8 +60,11 @@ class PreparedDataset(DatasetBuilder):
     @dataclass
     class Params:
         cache: str = ""
+        """The folder written by ``fedcmi data prepare`` (required)."""
         val_fraction: float = 0.1
+        """Fraction of the training clips held out for validation (stratified)."""
         seed: int = 0
+        """Fixes the validation split."""
 
     @classmethod
     def rows_of(cls, name: str, array: np.ndarray, rows: np.ndarray, params) -> torch.Tensor:
@@ -128,9 +131,13 @@ class PreparedAV(PreparedDataset):
     @dataclass
     class Params:
         cache: str = ""
-        frames: int = 2  # frames used per clip, evenly spaced over the stored ones
+        """The folder written by ``fedcmi data prepare`` (required)."""
+        frames: int = 2
+        """Frames used per clip, evenly spaced over the stored ones."""
         val_fraction: float = 0.1
+        """Fraction of the training clips held out for validation (stratified)."""
         seed: int = 0
+        """Fixes the validation split."""
 
     @classmethod
     def rows_of(cls, name: str, array: np.ndarray, rows: np.ndarray, params) -> torch.Tensor:

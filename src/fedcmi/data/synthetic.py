@@ -21,14 +21,23 @@ class Synthetic(DatasetBuilder):
     @dataclass
     class Params:
         num_classes: int = 4
+        """Classes."""
         per_class: int = 100
+        """Samples per class."""
         dim_a: int = 16
+        """Width of modality a's vectors."""
         dim_v: int = 16
+        """Width of modality v's vectors."""
         signal_a: float = 3.0
+        """Distance of a's class means from the origin (larger: easier, dominant)."""
         signal_v: float = 1.0
+        """Distance of v's class means from the origin."""
         val_fraction: float = 0.1
+        """Fraction held out for validation."""
         test_fraction: float = 0.2
+        """Fraction held out for test."""
         seed: int = 0
+        """Fixes the dataset itself; the run seed varies the federation."""
 
     @classmethod
     def load(cls, params: Synthetic.Params, cache_dir: Path) -> MultimodalData:

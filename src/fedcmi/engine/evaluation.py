@@ -1,4 +1,4 @@
-"""Evaluation of a global model on a central split (the FedCMI specification's evaluation)."""
+"""Evaluation of a global model on a central split (FedCMI's, docs/algorithm.md)."""
 
 from __future__ import annotations
 

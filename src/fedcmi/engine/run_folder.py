@@ -10,7 +10,9 @@ A run folder holds
 - ``summary.json``: the :class:`Summary` (figures of :mod:`fedcmi.core.protocol`, linear
   probes, timings);
 - ``final.pt``: the final global state dict; ``checkpoints/``: see
-  :mod:`fedcmi.engine.checkpoint`.
+  :mod:`fedcmi.engine.checkpoint`;
+- ``tensorboard/`` (``[logging] tensorboard = true``): the same per-round numbers as
+  TensorBoard event files, see :mod:`fedcmi.engine.tensorboard`.
 
 Every runner writes it through :class:`RunWriter` and every tool (resume, sweep, tables,
 plots, report, benches) reads it through :class:`RunFolder`.
@@ -37,6 +39,7 @@ from fedcmi.data.base import MultimodalData
 from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.speed import resolve_precision
+from fedcmi.engine.tensorboard import TensorBoardLog
 from fedcmi.errors import RunFailure
 
 
@@ -267,10 +270,13 @@ class RunWriter:
         self._metrics: IO[str] | None = None
         if resume_rounds is None:
             prepare_run_dir(self.folder.path)
-            return
-        kept = self.folder.keep_rounds(resume_rounds)
-        self.history = [r.evaluation() for r in kept]
-        self._metrics = open(self.folder.metrics_file, "a", encoding="utf-8")  # noqa: SIM115
+        else:
+            kept = self.folder.keep_rounds(resume_rounds)
+            self.history = [r.evaluation() for r in kept]
+            self._metrics = open(self.folder.metrics_file, "a", encoding="utf-8")  # noqa: SIM115
+        self._live = (
+            TensorBoardLog(self.folder.path, resume_rounds) if cfg.logging.tensorboard else None
+        )
 
     @property
     def out(self) -> Path:
@@ -308,8 +314,11 @@ class RunWriter:
         ``engine.checkpoint_every`` says one is due."""
         if self._metrics is None:
             raise RuntimeError("RunWriter.start() must come before record()")
-        self._metrics.write(json.dumps(record.to_dict()) + "\n")
+        line = record.to_dict()
+        self._metrics.write(json.dumps(line) + "\n")
         self._metrics.flush()
+        if self._live is not None:
+            self._live.log(line)
         self.history.append(record.evaluation())
         every, done = self.cfg.engine.checkpoint_every, record.round
         if state is not None and every and (done % every == 0 or done == self.cfg.rounds):
@@ -340,6 +349,8 @@ class RunWriter:
         """
         if self._metrics is not None:
             self._metrics.close()
+        if self._live is not None:
+            self._live.close()
         train_seconds = time.perf_counter() - self.train_started
         atomic_write(self.folder.final_file, lambda fh: torch.save(global_state, fh), binary=True)
         cfg = self.cfg

@@ -109,6 +109,8 @@ class MLPEncoder(nn.Module):
 
 @ENCODERS.register("conv1d-audio")
 def conv1d_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    """Temporal convolutions over a (mel_bands, frames) log-mel, max+mean pooled over
+    time (av-digits' audio)."""
     if len(shape) != 2:
         raise InputError(f"conv1d-audio expects (mel_bands, frames) inputs, got shape {shape}")
     return TemporalConvAudio(shape[0], feature_dim)
@@ -116,6 +118,8 @@ def conv1d_audio(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
 
 @ENCODERS.register("cnn-image")
 def cnn_image(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    """Two conv-BN-ReLU-maxpool blocks on (channels, height, width) images (av-digits'
+    digits)."""
     if len(shape) != 3:
         raise InputError(f"cnn-image expects (channels, height, width) inputs, got shape {shape}")
     return SmallCNN(shape, feature_dim)
@@ -123,6 +127,7 @@ def cnn_image(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
 
 @ENCODERS.register("mlp")
 def mlp(shape: tuple[int, ...], feature_dim: int) -> nn.Module:
+    """Flatten, then Linear(256)-ReLU-Linear-ReLU (any input shape; mfeat's views)."""
     return MLPEncoder(math.prod(shape), feature_dim)
 
 

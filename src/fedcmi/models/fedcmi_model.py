@@ -1,4 +1,4 @@
-"""The FedCMI model of the specification.
+"""The FedCMI model (docs/algorithm.md, "Model").
 
 Per modality m: encoder ``enc_m``, self-projector ``self_m``, infiltration projector
 ``inf_m`` and classifier ``head_m`` shared by both projectors; a fusion head ``fusion``
