@@ -19,7 +19,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from fedcmi.config import Config, NamedConfig
+from fedcmi.config import DEFAULT_NAMES, Config, NamedConfig
 from fedcmi.registry import ALGORITHMS, DATASETS, ENCODERS
 
 
@@ -79,7 +79,9 @@ def _type_name(hint: Any) -> str:
     """A type for a Markdown table cell: Literal choices and unions as separate code
     spans (a pipe inside a code span would not render)."""
     if typing.get_origin(hint) is typing.Literal:
-        return " \\| ".join(f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in hint.__args__)
+        return " \\| ".join(
+            f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in typing.get_args(hint)
+        )
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
     if hint is type(None):
@@ -128,24 +130,25 @@ def config_reference() -> str:
         "",
         *_table(Config),
     ]
+    registries = {"data": DATASETS, "algorithm": ALGORITHMS}
     for where, cls in sections():
-        if not where or ":" in where:
+        kind, _, name = where.partition(":")
+        if not kind:
             continue
-        out += ["", f"## `[{where}]`", "", inspect.cleandoc(cls.__doc__ or ""), "", *_table(cls)]
-    for kind, registry, default in (
-        ("data", DATASETS, "av-digits"),
-        ("algorithm", ALGORITHMS, "fedcmi"),
-    ):
-        out += ["", f"## `[{kind}]`", ""]
-        out.append(
-            f'`name` picks the {"dataset" if kind == "data" else "method"} (default `"{default}"`);'
-            " the other keys of the table are that entry's own:"
-        )
-        for name in registry.names():
-            entry = registry.get(name)
-            summary = _first_line(inspect.getmodule(entry))
-            out += ["", f'### `{kind}.name = "{name}"`', "", summary, ""]
-            out += _table(entry.Params)
+        if not name:  # a fixed section
+            out += ["", f"## `[{kind}]`", "", inspect.cleandoc(cls.__doc__ or ""), "", *_table(cls)]
+            continue
+        if f"## `[{kind}]`" not in out:  # the first entry of a registry's table
+            picks = "dataset" if kind == "data" else "method"
+            out += [
+                "",
+                f"## `[{kind}]`",
+                "",
+                f'`name` picks the {picks} (default `"{DEFAULT_NAMES[kind]}"`);'
+                " the other keys of the table are that entry's own:",
+            ]
+        summary = _first_line(inspect.getmodule(registries[kind].get(name)))
+        out += ["", f'### `{kind}.name = "{name}"`', "", summary, "", *_table(cls)]
     out += ["", "## Encoders", "", _encoder_table()]
     return "\n".join(out) + "\n"
 
