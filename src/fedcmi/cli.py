@@ -105,6 +105,12 @@ class _progress:
             "val": f"{record.val['acc']:.3f}",
         }
         post.update({k: f"{test[k]:.3f}" for k in ("acc", "acc_a", "acc_v", "acc_va") if k in test})
+        terms = record.loss_terms()
+        if terms:  # the round's loss by term (client means) and its largest gradient norm
+            post["terms"] = " ".join(f"{t} {v:.3g}" for t, v in terms.items() if v)
+        grad = record.max_grad_norm()
+        if grad is not None:
+            post["|g|max"] = f"{grad:.3g}"
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 

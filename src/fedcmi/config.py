@@ -106,6 +106,9 @@ class TrainConfig:
     ``lr_min`` at the last round (the reference code's schedule); absent = constant."""
     lr_min: float = 1e-4
     """The learning rate reached at the last round when ``lr_decay_start`` is set."""
+    clip_grad_norm: float | None = None
+    """Rescale each local step's gradient (the loss's, plus the proximal term's) to this
+    L2 norm when it is larger; absent = no clipping (every method's published form)."""
 
 
 @dataclass
@@ -314,6 +317,8 @@ class Config:
         _check(tr.local_epochs >= 1, "train.local_epochs", tr.local_epochs, ">= 1")
         _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")
         _check(tr.lr > 0, "train.lr", tr.lr, "> 0")
+        if tr.clip_grad_norm is not None:
+            _check(tr.clip_grad_norm > 0, "train.clip_grad_norm", tr.clip_grad_norm, "> 0")
         _check(self.model.feature_dim >= 1, "model.feature_dim", self.model.feature_dim, ">= 1")
         ev = self.eval
         _check(ev.batch_size >= 1, "eval.batch_size", ev.batch_size, ">= 1")

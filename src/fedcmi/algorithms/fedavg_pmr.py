@@ -40,6 +40,7 @@ from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    LossTerms,
     RoundContext,
     cross_entropy_rows,
     present,
@@ -112,23 +113,24 @@ class FedAvgPMR(BalancedFedAvg):
             )
         a_dominant = 0
 
-        def loss_fn(batch: Batch) -> Tensor:
+        def loss_fn(batch: Batch) -> LossTerms:
             nonlocal a_dominant
             f_a, f_v = model.enc_a(batch.x_a), model.enc_v(batch.x_v)
             fused = model.fuse(
                 fill_missing(f_a, None, batch.mask_a), fill_missing(f_v, None, batch.mask_v)
             )
-            loss = F.cross_entropy(fused, batch.y)
+            ce = F.cross_entropy(fused, batch.y)
             sim_a = prototype_logits(f_a, *protos["a"])
             sim_v = prototype_logits(f_v, *protos["v"])
             rho = float(dominance_ratio(sim_a, sim_v, batch.y, batch.both_present()))
             a_dominant += rho > 1
             weak, ratio = ("v", rho) if rho > 1 else ("a", 1.0 / rho)
             beta = pmr_coefficient(ratio, self.params.alpha, self.params.scaling)
+            proto = torch.zeros((), device=ce.device)
             if beta > 0:
                 weak_sim, mask = (sim_v, batch.mask_v) if weak == "v" else (sim_a, batch.mask_a)
-                loss = loss + beta * cross_entropy_rows(weak_sim, batch.y, mask)
-            return loss
+                proto = beta * cross_entropy_rows(weak_sim, batch.y, mask)
+            return {"ce": ce, "proto": proto}
 
         stats = train_local(model, client, ctx, loss_fn)
         stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)

@@ -40,6 +40,7 @@ from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    LossTerms,
     RoundContext,
     cross_entropy_rows,
     masked_mean,
@@ -191,8 +192,9 @@ class FedCMI(Algorithm):
         mu = self.params.prox_mu
         if client.modalities != "av":
 
-            def unimodal_loss(batch: Batch) -> Tensor:
-                return F.cross_entropy(model(batch.x_a, batch.x_v, client.modalities), batch.y)
+            def unimodal_loss(batch: Batch) -> LossTerms:
+                logits = model(batch.x_a, batch.x_v, client.modalities)
+                return {"fused": F.cross_entropy(logits, batch.y)}
 
             return train_local(model, client, ctx, unimodal_loss, gparams, prox_mu=mu)
         return self._train_multimodal(model, global_state, client, ctx, gparams)
@@ -213,25 +215,26 @@ class FedCMI(Algorithm):
         a_dominant = torch.zeros((), device=client.y.device)
         batches = 0
 
-        def loss_fn(batch: Batch) -> Tensor:
+        def loss_fn(batch: Batch) -> LossTerms:
             nonlocal a_dominant, batches
             aa, av = model.project_a(present(batch.x_a))
             vv, va = model.project_v(present(batch.x_v))
             z_a, z_v = model.head_a(aa), model.head_v(vv)
             fused = model.fuse_filled(aa, av, vv, va, batch.mask_a, batch.mask_v)
-            loss = F.cross_entropy(fused, batch.y) + p.lambda1 * (
-                cross_entropy_rows(z_a, batch.y, batch.mask_a)
-                + cross_entropy_rows(z_v, batch.y, batch.mask_v)
-            )
+            terms = {
+                "fused": F.cross_entropy(fused, batch.y),
+                "head_a": p.lambda1 * cross_entropy_rows(z_a, batch.y, batch.mask_a),
+                "head_v": p.lambda1 * cross_entropy_rows(z_v, batch.y, batch.mask_v),
+            }
             both = batch.both_present()
             a_dom = dominance_ratio(z_a, z_v, batch.y, both) > 1
             a_dominant += a_dom
             batches += 1
             if use_cmi:
-                loss = loss + p.lambda2 * self._cmi_term(
+                terms["cmi"] = p.lambda2 * self._cmi_term(
                     model, teacher, batch, both, a_dom, (z_a, z_v), (av, va), present(temps)
                 )
-            return loss
+            return terms
 
         stats: dict[str, Any] = train_local(model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu)
         stats["a_dominant_frac"] = float(a_dominant) / max(batches, 1)

@@ -40,6 +40,7 @@ from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    LossTerms,
     RoundContext,
     masked_mean,
     present,
@@ -133,19 +134,19 @@ class FedProto(FedAvg):
             for side in "av"
         }
 
-        def loss_fn(batch: Batch) -> Tensor:
+        def loss_fn(batch: Batch) -> LossTerms:
             f_a = model.enc_a(batch.x_a) if "a" in client.modalities else None
             f_v = model.enc_v(batch.x_v) if "v" in client.modalities else None
             fused = model.fuse(
                 None if f_a is None else fill_missing(f_a, None, batch.mask_a),
                 None if f_v is None else fill_missing(f_v, None, batch.mask_v),
             )
-            loss = F.cross_entropy(fused, batch.y)
+            terms = {"ce": F.cross_entropy(fused, batch.y)}
             for side, f, mask in (("a", f_a, batch.mask_a), ("v", f_v, batch.mask_v)):
                 protos, valid = globals_[side]
                 if f is not None and lam:
-                    loss = loss + lam * prototype_distance(f, protos, valid, batch, mask)
-            return loss
+                    terms[f"proto_{side}"] = lam * prototype_distance(f, protos, valid, batch, mask)
+            return terms
 
         stats = train_local(model, client, ctx, loss_fn)
         local = client_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))

@@ -173,53 +173,173 @@ def make_optimizer(model: nn.Module, ctx: RoundContext) -> torch.optim.Optimizer
 
 def add_proximal_gradient(
     params: list[nn.Parameter], global_params: list[Tensor], mu: float
-) -> None:
+) -> Tensor | None:
     """grad += mu * (theta - theta_g): the gradient of (mu/2)||theta - theta_g||^2.
 
-    Parameters without a gradient this step (an absent modality's branch) are left
-    alone; their value equals theta_g anyway, so the term is zero for them.
+    Returns the term's value (mu/2)||theta - theta_g||^2 over the parameters it acted on
+    (None when it did nothing), from the differences it computes anyway. Parameters
+    without a gradient this step (an absent modality's branch) are left alone; their
+    value equals theta_g anyway, so the term is zero for them.
     """
     if mu == 0:
-        return
+        return None
     pairs = [(p, g) for p, g in zip(params, global_params) if p.grad is not None]
     if not pairs:
-        return
+        return None
     grads = [p.grad for p, _ in pairs if p.grad is not None]
     diffs = torch._foreach_sub([p.detach() for p, _ in pairs], [g for _, g in pairs])
     torch._foreach_add_(grads, diffs, alpha=mu)
+    return 0.5 * mu * torch.stack(torch._foreach_norm(diffs)).float().square().sum()
+
+
+# A batch loss: one tensor (a plain cross-entropy, logged as the term "ce") or its named
+# terms, each already weighted, summed in order into the loss that is minimised.
+LossTerms = dict[str, Tensor]
+LossFn = Callable[[Batch], Tensor | LossTerms]
+
+
+def loss_terms(out: Tensor | LossTerms) -> LossTerms:
+    """The named terms of a loss function's result."""
+    return {"ce": out} if isinstance(out, Tensor) else out
+
+
+def total_loss(terms: LossTerms) -> Tensor:
+    """The sum of the terms, in order."""
+    values = iter(terms.values())
+    total = next(values)
+    for value in values:
+        total = total + value
+    return total
+
+
+def gradient_norm(params: list[nn.Parameter]) -> Tensor:
+    """||g||_2 over every parameter's gradient (the step the optimizer is about to take)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+def clip_gradient(params: list[nn.Parameter], max_norm: float | None) -> Tensor:
+    """The gradient's L2 norm ||g||; with ``max_norm`` the gradient is then scaled by
+    min(1, max_norm / ||g||) (``torch.nn.utils.clip_grad_norm_``)."""
+    if max_norm is None:
+        return gradient_norm(params)
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).float()
+
+
+class NonFiniteTraining(RuntimeError):
+    """Local training produced a non-finite loss term or gradient; the message names the
+    first one and the step (the client's update would be non-finite)."""
+
+
+class StepMonitor:
+    """Per-term loss sums, the gradient norm and the first non-finite step of each
+    monitored value, accumulated on the device: no host sync until :meth:`report`.
+
+    Monitored values, in order: the loss terms, ``prox`` (the proximal term's value, 0
+    without one) and ``grad_norm``.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.names: list[str] | None = None
+        self.sums = torch.zeros(0, device=device)
+        self.first_bad = torch.zeros(0, dtype=torch.long, device=device)
+        self.grad_max = torch.zeros((), device=device)
+        self.steps = 0
+
+    def add(self, terms: LossTerms, prox: Tensor | None, grad_norm: Tensor) -> None:
+        names = [*terms, "prox", "grad_norm"]
+        if self.names is None:
+            self.names = names
+            self.sums = torch.zeros(len(names), device=self.device)
+            self.first_bad = torch.full((len(names),), -1, dtype=torch.long, device=self.device)
+        elif names != self.names:
+            raise ValueError(f"loss terms changed from {self.names} to {names} within a client")
+        zero = torch.zeros((), device=self.device)
+        values = torch.stack(
+            [t.detach().float().reshape(()) for t in terms.values()]
+            + [zero if prox is None else prox.detach().float().to(self.device)]
+            + [grad_norm.to(self.device)]
+        )
+        finite = torch.isfinite(values)
+        newly_bad = (~finite) & (self.first_bad < 0)
+        self.first_bad = torch.where(newly_bad, self.steps, self.first_bad)
+        self.sums += torch.where(finite, values, torch.zeros_like(values))
+        self.grad_max = torch.maximum(self.grad_max, torch.where(finite[-1], values[-1], zero))
+        self.steps += 1
+
+    def report(self, steps_per_epoch: int | None = None) -> dict[str, float]:
+        """``loss_<term>`` (mean over steps of each term and of ``prox``), ``grad_norm``
+        (mean) and ``grad_norm_max``; raises :class:`NonFiniteTraining` naming the first
+        value, in step order, that went non-finite."""
+        if self.names is None:
+            return {}
+        first_bad = self.first_bad.tolist()
+        # (step, position): at one step a loss term comes before the prox term and the
+        # gradient it made non-finite.
+        bad = [(step, i) for i, step in enumerate(first_bad) if step >= 0]
+        if bad:
+            step, first = min(bad)
+            name = self.names[first]
+            where = f"step {step + 1} of {self.steps}"
+            if steps_per_epoch:
+                where += (
+                    f" (epoch {step // steps_per_epoch + 1}, batch {step % steps_per_epoch + 1})"
+                )
+            what = "the gradient norm" if name == "grad_norm" else f"loss term {name!r}"
+            also = [f"{self.names[i]} (step {s + 1})" for s, i in sorted(bad) if i != first]
+            tail = f"; also non-finite: {', '.join(also)}" if also else ""
+            raise NonFiniteTraining(f"{what} went non-finite first, at {where}{tail}")
+        means = (self.sums / self.steps).tolist()
+        out = {f"loss_{name}": round(mean, 6) for name, mean in zip(self.names[:-1], means[:-1])}
+        out["grad_norm"] = round(means[-1], 6)
+        out["grad_norm_max"] = round(float(self.grad_max), 6)
+        return out
 
 
 def train_local(
     model: nn.Module,
     client: ClientData,
     ctx: RoundContext,
-    loss_fn: Callable[[Batch], Tensor],
+    loss_fn: LossFn,
     global_params: list[Tensor] | None = None,
     prox_mu: float = 0.0,
     after_backward: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss and step count.
+    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss (without the
+    proximal term), the step count and the :class:`StepMonitor` report (each loss term,
+    the proximal term, the gradient norm).
 
     ``after_backward`` runs between backward and the proximal term, for methods that
-    rescale gradients (OGM-GE).
+    rescale gradients (OGM-GE); ``train.clip_grad_norm`` then bounds the whole step's
+    gradient (the reported ``grad_norm`` is the norm before clipping). Raises
+    :class:`NonFiniteTraining` when a loss term or the gradient went non-finite.
     """
     model.train()
     optimizer = make_optimizer(model, ctx)
     params = list(model.parameters())
+    monitor = StepMonitor(client.y.device)
     total = torch.zeros((), device=client.y.device)
     steps = 0
     for batch in (ctx.batches or iterate_batches)(client, ctx):
         optimizer.zero_grad(set_to_none=True)
         with timed(ctx, "forward"), ctx.autocast():
-            loss = loss_fn(batch)
+            terms = loss_terms(loss_fn(batch))
+            loss = total_loss(terms)
         with timed(ctx, "backward"):
             loss.backward()
             if after_backward is not None:
                 after_backward()
+            prox = None
             if prox_mu and global_params is not None:
-                add_proximal_gradient(params, global_params, prox_mu)
+                prox = add_proximal_gradient(params, global_params, prox_mu)
+            monitor.add(terms, prox, clip_gradient(params, ctx.train.clip_grad_norm))
         with timed(ctx, "step"):
             optimizer.step()
         total += loss.detach()
         steps += 1
-    return {"loss": float(total) / max(steps, 1), "steps": steps}
+    per_epoch = steps // ctx.train.local_epochs if ctx.batches is None else None
+    report = monitor.report(per_epoch)
+    return {"loss": float(total) / max(steps, 1), "steps": steps, **report}

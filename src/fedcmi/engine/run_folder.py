@@ -80,6 +80,21 @@ class RoundRecord:
         """What the summary's figures need: round, val and test metrics."""
         return {"round": self.round, "val": self.val, "test": self.test}
 
+    def loss_terms(self) -> dict[str, float]:
+        """Each local loss term (``loss_<term>`` of the client logs, the proximal term
+        included) averaged over the clients that report it, in first-seen order."""
+        values: dict[str, list[float]] = {}
+        for log in self.client_logs:
+            for key, value in log.items():
+                if key.startswith("loss_"):
+                    values.setdefault(key.removeprefix("loss_"), []).append(float(value))
+        return {term: sum(vs) / len(vs) for term, vs in values.items()}
+
+    def max_grad_norm(self) -> float | None:
+        """The largest local gradient norm of any client's step this round."""
+        norms = [float(log["grad_norm_max"]) for log in self.client_logs if "grad_norm_max" in log]
+        return max(norms) if norms else None
+
 
 @dataclass
 class Summary:

@@ -1,0 +1,180 @@
+"""Loss-term diagnostics of local training: per-term means, the proximal term and the
+gradient norm against hand-computed values; a constructed divergence names its term;
+FedCMI's distillation against the authors' reference code."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fedcmi.algorithms.fedcmi import class_wise_temperatures, infiltration_loss
+from fedcmi.config import TrainConfig
+from fedcmi.core.training import (
+    ClientData,
+    NonFiniteTraining,
+    RoundContext,
+    clip_gradient,
+    train_local,
+)
+from fedcmi.engine.rounds import RoundFailedError
+from fedcmi.engine.run_folder import RoundRecord
+from tests.conftest import synthetic_config
+from tests.reference_fedcmi import reference_distillation, reference_temperatures
+from tests.test_engine import make_engine
+
+
+def linear_client(
+    batch_size: int, epochs: int, copies: int = 1, **train: float
+) -> tuple[nn.Module, ClientData, RoundContext]:
+    """w = (1, 2) on the rows of I (``copies`` times): hand-computable losses and gradients."""
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    x = torch.eye(2).repeat(copies, 1)
+    client = ClientData(0, "a", x, None, torch.tensor([0, 1] * copies))
+    cfg = TrainConfig(local_epochs=epochs, batch_size=batch_size, momentum=0.0, weight_decay=0.0)
+    for key, value in train.items():
+        setattr(cfg, key, value)
+    ctx = RoundContext(0, 0.1, cfg, torch.Generator().manual_seed(0), 2)
+    return model, client, ctx
+
+
+def two_terms(model: nn.Module):
+    def loss_fn(batch):
+        out = model(batch.x_a).squeeze(1)
+        return {"sq": out.square().mean(), "lin": 3 * model.weight.sum()}
+
+    return loss_fn
+
+
+def test_terms_prox_and_gradient_norm_equal_hand_computed_values():
+    # Step 1, w = (1, 2): sq = (1 + 4) / 2 = 2.5, lin = 9, grad = (1, 2) + (3, 3) = (4, 5),
+    # prox = 0. Step 2, w = (0.6, 1.5): sq = (0.36 + 2.25) / 2 = 1.305, lin = 6.3,
+    # prox = 0.5 * 1 * (0.4^2 + 0.5^2) = 0.205, grad = (0.6, 1.5) + (3, 3) + (-0.4, -0.5).
+    model, client, ctx = linear_client(batch_size=2, epochs=2)
+    anchor = [p.detach().clone() for p in model.parameters()]
+    stats = train_local(model, client, ctx, two_terms(model), anchor, prox_mu=1.0)
+    assert stats["steps"] == 2
+    assert stats["loss_sq"] == pytest.approx((2.5 + 1.305) / 2, abs=1e-6)
+    assert stats["loss_lin"] == pytest.approx((9 + 6.3) / 2, abs=1e-6)
+    assert stats["loss_prox"] == pytest.approx(0.205 / 2, abs=1e-6)
+    assert stats["loss"] == pytest.approx((2.5 + 9 + 1.305 + 6.3) / 2, abs=1e-5)
+    norms = [math.sqrt(4**2 + 5**2), math.sqrt(3.2**2 + 4.0**2)]
+    assert stats["grad_norm"] == pytest.approx(sum(norms) / 2, abs=1e-5)
+    assert stats["grad_norm_max"] == pytest.approx(norms[0], abs=1e-5)
+
+
+def test_a_plain_loss_is_the_term_ce_and_no_prox_reports_zero():
+    model, client, ctx = linear_client(batch_size=2, epochs=1)
+    stats = train_local(model, client, ctx, lambda b: model(b.x_a).square().mean())
+    assert stats["loss_ce"] == pytest.approx(2.5)
+    assert stats["loss_prox"] == 0.0
+
+
+def test_clipping_rescales_the_step_and_reports_the_norm_before():
+    param = nn.Parameter(torch.zeros(2))
+    param.grad = torch.tensor([3.0, 4.0])
+    assert float(clip_gradient([param], 1.0)) == pytest.approx(5.0)
+    assert param.grad.tolist() == pytest.approx([0.6, 0.8])
+    param.grad = torch.tensor([0.3, 0.4])
+    assert float(clip_gradient([param], 1.0)) == pytest.approx(0.5)
+    assert param.grad.tolist() == pytest.approx([0.3, 0.4])  # under the bound: unchanged
+
+
+def test_clipped_training_takes_the_bounded_step():
+    # Step 1's gradient (4, 5) has norm sqrt(41); clipped to 1: w -= 0.1 * (4, 5) / sqrt(41).
+    model, client, ctx = linear_client(batch_size=2, epochs=1, clip_grad_norm=1.0)
+    stats = train_local(model, client, ctx, two_terms(model))
+    step = 0.1 / math.sqrt(41)
+    assert model.weight.flatten().tolist() == pytest.approx([1 - 4 * step, 2 - 5 * step])
+    assert stats["grad_norm"] == pytest.approx(math.sqrt(41), abs=1e-5)
+
+
+def test_constructed_divergence_names_the_first_term_and_step():
+    # Two batches per epoch: "late" turns inf at the third step, "early" (the second
+    # term) at the second; the message names "early" and step 2.
+    model, client, ctx = linear_client(batch_size=2, epochs=2, copies=2)
+    calls = []
+
+    def loss_fn(batch):
+        calls.append(1)
+        out = model(batch.x_a).square().mean()
+        late = out * (math.inf if len(calls) >= 3 else 1.0)
+        early = out * (math.inf if len(calls) >= 2 else 1.0)
+        return {"late": late, "early": early}
+
+    with pytest.raises(NonFiniteTraining) as err:
+        train_local(model, client, ctx, loss_fn)
+    assert str(err.value) == (
+        "loss term 'early' went non-finite first, at step 2 of 4 (epoch 1, batch 2); "
+        "also non-finite: grad_norm (step 2), late (step 3)"
+    )
+
+
+def test_a_diverging_fedcmi_round_fails_naming_the_term():
+    cfg = synthetic_config("train.lr=1e8", "robustness.max_round_retries=0")
+    engine = make_engine(cfg)
+    with pytest.raises(RoundFailedError, match=r"went non-finite first, at step \d+ of \d+"):
+        for t in range(cfg.rounds):
+            engine.run_round(t)
+
+
+def test_fedcmi_reports_each_term_per_client():
+    engine = make_engine(synthetic_config("federation.multimodal_ratio=0.5"))
+    engine.run_round(0)
+    logs = engine.run_round(1).client_logs
+    for log in logs:
+        expected = ["fused", "prox"]
+        if log["modalities"] == "av":
+            expected = ["fused", "head_a", "head_v", "cmi", "prox"]
+        assert [k.removeprefix("loss_") for k in log if k.startswith("loss_")] == expected
+        assert log["grad_norm_max"] >= log["grad_norm"] > 0
+
+
+def test_round_record_averages_terms_over_the_clients_reporting_them():
+    record = RoundRecord(
+        round=1, lr=0.1, clients=[0, 1], train_loss=1.0, val={}, test={},
+        client_logs=[
+            {"loss_fused": 1.0, "loss_cmi": 4.0, "grad_norm_max": 3.0},
+            {"loss_fused": 2.0, "grad_norm_max": 7.5},
+        ],
+    )  # fmt: skip
+    assert record.loss_terms() == {"fused": 1.5, "cmi": 4.0}
+    assert record.max_grad_norm() == 7.5
+
+
+# -- parity with the authors' reference code (tests/reference_fedcmi.py cites it) ------
+
+
+def test_temperatures_equal_the_reference_code():
+    # Class means of the true-class probability for 4 classes, class 3 absent (0).
+    for p_a, p_v in (
+        ([0.9, 0.5, 0.6, 0.0], [0.3, 0.4, 0.5, 0.0]),  # audio dominant
+        ([0.2, 0.05, 0.3, 0.0], [0.6, 0.7, 0.4, 0.0]),
+    ):  # visual dominant
+        labels = torch.tensor([0, 1, 2])
+        ours = class_wise_temperatures(torch.tensor(p_a[:3]), torch.tensor(p_v[:3]), labels, 4)
+        assert ours.tolist() == pytest.approx(reference_temperatures(p_a, p_v), abs=1e-6)
+
+
+def test_distillation_equals_the_reference_code_where_it_is_finite():
+    gen = torch.Generator().manual_seed(0)
+    teacher, student = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    temps = [0.4, 1.0, 0.7, 1.0, 0.25]
+    ours = infiltration_loss(teacher, student, torch.tensor(temps), labels)
+    reference = reference_distillation(teacher, student, temps, labels)
+    assert float(ours) == pytest.approx(float(reference), rel=1e-6)
+
+
+def test_reference_code_overflows_where_the_log_softmax_form_stays_finite():
+    # A student logit 30 below its maximum at T = 0.237: exp(-30 / 0.237) underflows in
+    # float32, so the reference's log(softmax) is -inf; log_softmax gives -126.6 exactly.
+    teacher = torch.tensor([[10.0, 0.0]])
+    student = torch.tensor([[0.0, 30.0]])
+    labels = torch.tensor([0])
+    temps = [0.237, 1.0]
+    assert math.isinf(float(reference_distillation(teacher, student, temps, labels)))
+    ours = float(infiltration_loss(teacher, student, torch.tensor(temps), labels))
+    assert ours == pytest.approx(30 / 0.237, rel=1e-3)
