@@ -246,7 +246,8 @@ class StepMonitor:
         self.names: list[str] | None = None
         self.sums = torch.zeros(0, device=device)
         self.first_bad = torch.zeros(0, dtype=torch.long, device=device)
-        self.grad_max = torch.zeros((), device=device)
+        self.zero = torch.zeros((), device=device)  # made once: add() runs every step
+        self.grad_max = self.zero
         self.steps = 0
 
     def add(self, terms: LossTerms, prox: Tensor | None, grad_norm: Tensor) -> None:
@@ -257,7 +258,7 @@ class StepMonitor:
             self.first_bad = torch.full((len(names),), -1, dtype=torch.long, device=self.device)
         elif names != self.names:
             raise ValueError(f"loss terms changed from {self.names} to {names} within a client")
-        zero = torch.zeros((), device=self.device)
+        zero = self.zero
         values = torch.stack(
             [t.detach().float().reshape(()) for t in terms.values()]
             + [zero if prox is None else prox.detach().float().to(self.device)]
@@ -322,7 +323,6 @@ def train_local(
     params = list(model.parameters())
     monitor = StepMonitor(client.y.device)
     total = torch.zeros((), device=client.y.device)
-    steps = 0
     for batch in (ctx.batches or iterate_batches)(client, ctx):
         optimizer.zero_grad(set_to_none=True)
         with timed(ctx, "forward"), ctx.autocast():
@@ -339,7 +339,7 @@ def train_local(
         with timed(ctx, "step"):
             optimizer.step()
         total += loss.detach()
-        steps += 1
+    steps = monitor.steps
     per_epoch = steps // ctx.train.local_epochs if ctx.batches is None else None
     report = monitor.report(per_epoch)
     return {"loss": float(total) / max(steps, 1), "steps": steps, **report}
