@@ -78,10 +78,11 @@ docs: $(VENV)/.dev
 docs-serve: $(VENV)/.dev
 	$(VENV)/bin/mkdocs serve
 
-# The configuration and CLI reference pages, regenerated from the code (a test fails
-# when the committed pages are stale).
+# The configuration and CLI reference pages, regenerated from the code, and the measured
+# tables and figures of the pages, from docs/data (a test fails when a page is stale).
 reference: $(VENV)/.dev
 	$(VENV)/bin/python docs/gen_reference.py
+	$(VENV)/bin/python docs/gen_data.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info site

@@ -14,6 +14,7 @@ tests/reference_fedcmi.py). Usage:
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,11 @@ def trace(engine: EmbeddedEngine, cid: int, round_idx: int) -> list[dict[str, An
         steps.append({"modules": module_norms(model)})
         return clip(params, max_norm)
 
-    def distil_logged(teacher, student, temps, labels, rows=None):  # type: ignore[no-untyped-def]
-        if rows is None:
+    def distil_logged(teacher, student, temps, labels, rows=None, scaled=False):  # type: ignore[no-untyped-def]
+        if rows is None and not scaled:
             ref = reference_distillation(teacher.detach(), student.detach(), temps.tolist(), labels)
             reference.append(float(ref))
-        return distil(teacher, student, temps, labels, rows)
+        return distil(teacher, student, temps, labels, rows, scaled)
 
     def add_logged(self, terms, prox, grad_norm):  # type: ignore[no-untyped-def]
         steps[-1]["terms"] = {k: float(v.detach()) for k, v in terms.items()}
@@ -100,12 +101,31 @@ def print_steps(steps: list[dict[str, Any]]) -> None:
         print("  ".join(f"{c:>9}" for c in row) + "  " + norms)
 
 
+def write_csv(steps: list[dict[str, Any]], path: Path) -> None:
+    """One row per step: the loss terms, the reference-code distillation, the proximal
+    term, the gradient norm and one ``grad_<module>`` column per module."""
+    terms = list(steps[0]["terms"]) if steps else []
+    modules = sorted({m for s in steps for m in s["modules"]})
+    head = ["step", *terms, "cmi_reference", "prox", "grad_norm", *(f"grad_{m}" for m in modules)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(head)
+        for i, s in enumerate(steps, 1):
+            ref = s.get("cmi_reference")
+            out.writerow(
+                [i, *(f"{s['terms'][t]:.6g}" for t in terms), "" if ref is None else f"{ref:.6g}"]
+                + [f"{s['prox']:.6g}", f"{s['grad_norm']:.6g}"]
+                + [f"{s['modules'].get(m, 0.0):.6g}" for m in modules]
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="av-digits-hard-fedcmi")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--round", type=int, required=True, help="1-based round to trace")
     parser.add_argument("--client", type=int, required=True)
+    parser.add_argument("--csv", type=Path, help="also write the steps to this CSV file")
     args = parser.parse_args()
     cfg = load_config(resolve_config(args.config), args.set)
     configure_torch(cfg)
@@ -119,7 +139,10 @@ def main() -> None:
     client = engine.clients[args.client]
     counts = torch.bincount(client.y, minlength=data.num_classes).tolist()
     print(f"round {args.round}, client {args.client} ({client.modalities}), labels {counts}")
-    print_steps(trace(engine, args.client, args.round - 1))
+    steps = trace(engine, args.client, args.round - 1)
+    print_steps(steps)
+    if args.csv:
+        write_csv(steps, args.csv)
     engine.close()
 
 

@@ -178,3 +178,75 @@ def test_reference_code_overflows_where_the_log_softmax_form_stays_finite():
     assert math.isinf(float(reference_distillation(teacher, student, temps, labels)))
     ours = float(infiltration_loss(teacher, student, torch.tensor(temps), labels))
     assert ours == pytest.approx(30 / 0.237, rel=1e-3)
+
+
+def test_temperature_scaled_distillation_keeps_the_target_and_drops_the_step_factor():
+    # Two classes, T = 1/2, teacher logits (1, 0), student logits (0, 0):
+    # q = softmax((2, 0)) = (e^2, 1) / (e^2 + 1); softmax(student / T) = (1/2, 1/2), so
+    # L = -sum_c q_c ln(1/2) = ln 2, and dL/ds = (softmax(s / T) - q) / T with
+    # 1/2 - q_0 = -(e^2 - 1) / (2 (e^2 + 1)) = -tanh(1) / 2: dL/ds_0 = -tanh(1).
+    # Scaled by T: L = ln(2) / 2 and dL/ds_0 = -tanh(1) / 2, the same target.
+    teacher = torch.tensor([[1.0, 0.0]])
+    temps, labels = torch.tensor([0.5, 1.0]), torch.tensor([0])
+    for scaled, factor in ((False, 1.0), (True, 0.5)):
+        student = torch.zeros(1, 2, requires_grad=True)
+        loss = infiltration_loss(teacher, student, temps, labels, temperature_scaled=scaled)
+        loss.backward()
+        assert loss.item() == pytest.approx(factor * math.log(2), rel=1e-6)
+        expected = factor * math.tanh(1.0)
+        assert student.grad.tolist()[0] == pytest.approx([-expected, expected], rel=1e-5)
+
+
+def test_temperature_scaling_weighs_each_sample_by_its_class_temperature():
+    # The option is wired through: at T_y = 1 the two scales agree, below 1 they differ
+    # by exactly the factor T_y of each sample.
+    teacher = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0]])
+    student = torch.tensor([[0.3, 0.2, -0.4], [1.0, -2.0, 0.1]])
+    labels = torch.tensor([0, 2])
+    temps = torch.tensor([0.25, 1.0, 0.5])
+    per_sample = [
+        float(infiltration_loss(teacher[i : i + 1], student[i : i + 1], temps, labels[i : i + 1]))
+        for i in range(2)
+    ]
+    scaled = float(infiltration_loss(teacher, student, temps, labels, temperature_scaled=True))
+    assert scaled == pytest.approx((0.25 * per_sample[0] + 0.5 * per_sample[1]) / 2, rel=1e-6)
+
+
+def test_distill_scale_temperature_reaches_every_distillation_of_a_round(monkeypatch):
+    import fedcmi.algorithms.fedcmi as fedcmi_module
+
+    flags: list[bool] = []
+    real = fedcmi_module.infiltration_loss
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        flags.append(args[5] if len(args) > 5 else kwargs.get("temperature_scaled", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fedcmi_module, "infiltration_loss", spy)
+    for scale, expected in (("none", False), ("temperature", True)):
+        flags.clear()
+        engine = make_engine(synthetic_config(f'algorithm.distill_scale="{scale}"'))
+        engine.run_round(0)  # warm-up round: no distillation
+        assert flags == []
+        engine.run_round(1)
+        assert flags and set(flags) == {expected}
+
+
+def test_local_momentum_trains_as_train_momentum_would_and_absent_leaves_it():
+    # algorithm.local_momentum = m trains exactly as train.momentum = m, and absent it
+    # leaves train.momentum in force (the stabiliser and the published form).
+    def final_state(*overrides: str) -> dict[str, torch.Tensor]:
+        engine = make_engine(synthetic_config("federation.multimodal_ratio=0.5", *overrides))
+        for t in range(2):
+            engine.run_round(t)
+        return engine.global_state
+
+    def same(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> bool:
+        return all(torch.equal(one[k], two[k]) for k in one)
+
+    by_train = final_state("train.momentum=0.0")
+    by_algorithm = final_state("train.momentum=0.9", "algorithm.local_momentum=0.0")
+    published = final_state("train.momentum=0.9")
+    assert same(by_train, by_algorithm)
+    assert same(published, final_state("train.momentum=0.9", "algorithm.local_momentum=0.9"))
+    assert not same(published, by_algorithm)

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fedcmi.cli import build_parser
 from fedcmi.config import config_from_dict, tomllib
@@ -64,6 +65,46 @@ def test_the_committed_reference_pages_are_current():
     spec.loader.exec_module(generator)
     for path, text in generator.pages().items():
         assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: make reference"
+
+
+def load_docs_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_measured_tables_and_figures_match_their_data():
+    # docs/gen_data.py (make reference) fills every data block and inline value from the
+    # committed data under docs/data; rerun it after changing the data or a page's marks.
+    generator = load_docs_script("gen_data")
+    for path, text in generator.pages().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: make reference"
+
+
+def test_a_data_block_is_refilled_and_an_unknown_one_is_named(tmp_path):
+    generator = load_docs_script("gen_data")
+    tables = {"t": lambda: "| a |\n|---|\n| 1 |"}
+    page = "x\n<!-- data: t -->\nold table\n<!-- /data -->\ny\n"
+    assert (
+        generator.fill(page, tables)
+        == "x\n<!-- data: t -->\n| a |\n|---|\n| 1 |\n<!-- /data -->\ny\n"
+    )
+    with pytest.raises(KeyError, match="page.md: data block 'u'"):
+        generator.fill("<!-- data: u -->\n<!-- /data -->", tables, "page.md")
+
+
+def test_an_inline_figure_is_read_from_its_data():
+    generator = load_docs_script("gen_data")
+    rows = generator.read_csv(generator.DATA / "skew-trace" / "faithful.csv")
+    expected = generator.number(rows[3]["cmi"])
+    text = "cmi <!-- value: trace:faithful:4:cmi -->0<!-- /value --> at step 4"
+    assert (
+        generator.fill(text, {})
+        == f"cmi <!-- value: trace:faithful:4:cmi -->{expected}<!-- /value --> at step 4"
+    )
+    assert generator.number("inf") == "inf" and generator.number("1234.5") == "1.23e+03"
 
 
 def test_the_cli_reference_lists_every_command_and_option():

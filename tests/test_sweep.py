@@ -266,7 +266,31 @@ def test_a_failing_cell_does_not_stop_the_others(grid_file, tmp_path, monkeypatc
         run_sweep(grid, tmp_path / "out", on_cell=lambda c, s, status: events.append(status))
     assert events[0].startswith("FAILED") and events[1] == "done"
     assert "boom" in (tmp_path / "out" / "runs" / grid.cells[0].cell_id / "error.txt").read_text()
-    assert len(read_results(tmp_path / "out" / "results.csv")[0]) == 1
+    rows = read_results(tmp_path / "out" / "results.csv")[0]
+    assert len(rows) == 1
+    # the failed cell is counted, not dropped: failures.csv names it and its error
+    with open(tmp_path / "out" / "failures.csv", newline="") as fh:
+        failures = list(csv.DictReader(fh))
+    assert [f["algorithm.name"] for f in failures] == ["fedavg"]
+    assert failures[0]["error"] == "ValueError: boom"
+    assert failures[0]["run_dir"] == f"runs/{grid.cells[0].cell_id}"
+    # every finished row carries the run's training extremes
+    assert float(rows[0]["max_client_loss"]) > 0 and float(rows[0]["max_grad_norm"]) > 0
+
+
+def test_training_extremes_are_the_largest_client_loss_and_step_norm():
+    from fedcmi.engine.run_folder import RoundRecord
+    from fedcmi.tools.sweep import training_extremes
+
+    def record(logs):
+        return RoundRecord(1, 0.1, [], 0.0, val={}, test={}, client_logs=logs)
+
+    records = [
+        record([{"loss": 2.0, "grad_norm_max": 3.0}, {"loss": 9.5, "grad_norm_max": 1.0}]),
+        record([{"loss": 4.0, "grad_norm_max": 7.25}, {"loss": 1.0}]),
+    ]
+    assert training_extremes(records) == {"max_client_loss": 9.5, "max_grad_norm": 7.25}
+    assert training_extremes([record([])]) == {"max_client_loss": "", "max_grad_norm": ""}
 
 
 def test_table_command_draws_bars(tmp_path, capsys):
@@ -310,4 +334,9 @@ def test_hard_presets_differ_only_in_the_method_and_match_their_grid(dataset):
         preset.seed = cell.axes["seed"]
         preset.federation.multimodal_ratio = cell.axes["federation.multimodal_ratio"]
         preset.federation.alpha = cell.axes.get("federation.alpha", preset.federation.alpha)
+        if dataset == "av-digits-hard" and method == "fedcmi":
+            # The paper grid ran FedCMI as published (SGD momentum 0.9); the preset's
+            # strong-skew stabiliser (local_momentum = 0) is the only difference.
+            assert preset.algorithm.params.local_momentum == 0.0
+            preset.algorithm.params.local_momentum = 0.9
         assert config_from_dict(cell.config) == preset, cell.cell_id

@@ -21,6 +21,10 @@ Ablation switches (``[algorithm]`` keys): ``temperature = "uniform"`` (T = 1),
 ``teacher = "local"`` (the client's own detached dominant self logits),
 ``prox_mu = 0``, ``infiltration_projector = false`` (distil into the weak self-projector;
 unimodal clients zero-fill), ``shared_classifier = false``, ``aggregation = "all"``.
+
+Strong label skew (docs/algorithm.md): ``local_momentum`` sets the SGD momentum of the
+clients' local optimiser (0 stops the weak branch's overshoot from feeding itself);
+``distill_scale = "temperature"`` multiplies each sample's L_cmi by T_y.
 """
 
 from __future__ import annotations
@@ -96,14 +100,23 @@ def infiltration_loss(
     temperatures: Tensor,
     labels: Tensor,
     rows: Tensor | None = None,
+    temperature_scaled: bool = False,
 ) -> Tensor:
     """Batch-mean soft cross-entropy -sum_c q[c] log softmax(student / T_y)[c] with
     q = softmax(teacher / T_y), T_y = ``temperatures[labels[i]]``; no T^2 factor, and no
     gradient into the teacher. ``rows`` limits the mean to the samples holding both
-    inputs (per-sample missing modalities)."""
+    inputs (per-sample missing modalities).
+
+    The gradient on the student's logits is (softmax(student / T_y) - q) / T_y: a
+    temperature T_y < 1 sharpens the target *and* multiplies the step by 1 / T_y.
+    ``temperature_scaled`` multiplies each sample's term by T_y, which keeps the
+    sharpened target and removes the step factor (gradient softmax(student / T_y) - q,
+    bounded by 2 in L1 like a cross-entropy's)."""
     temps = temperatures[labels].unsqueeze(1)
     target = F.softmax(teacher_logits.detach() / temps, dim=1)
     per_sample = -(target * F.log_softmax(student_logits / temps, dim=1)).sum(dim=1)
+    if temperature_scaled:
+        per_sample = per_sample * temps.squeeze(1)
     return masked_mean(per_sample, rows)
 
 
@@ -146,6 +159,15 @@ class FedCMI(Algorithm):
         clients then zero-fill the missing slot."""
         shared_classifier: bool = True
         """Ablation: false gives each infiltration projector its own classifier."""
+        local_momentum: float | None = None
+        """SGD momentum of every FedCMI client's local optimiser; absent: ``train.momentum``.
+        0 is the stabiliser for strong label skew chosen on val (docs/algorithm.md,
+        "Strong label skew"); the av-digits-hard preset sets it."""
+        distill_scale: Literal["none", "temperature"] = "none"
+        """``"none"``: L_cmi as the paper writes it, whose gradient carries a factor
+        1 / T_y; ``"temperature"``: each sample's term times T_y, so a sharpening
+        temperature changes the target but not the step size (docs/algorithm.md,
+        "Strong label skew")."""
         aggregation: Literal["modality-aware", "all"] = "modality-aware"
         """``"modality-aware"``: each modality's branch averaged over the clients holding
         it; ``"all"``: over every sampled client."""
@@ -196,7 +218,10 @@ class FedCMI(Algorithm):
                 logits = model(batch.x_a, batch.x_v, client.modalities)
                 return {"fused": F.cross_entropy(logits, batch.y)}
 
-            return train_local(model, client, ctx, unimodal_loss, gparams, prox_mu=mu)
+            return train_local(
+                model, client, ctx, unimodal_loss, gparams, prox_mu=mu,
+                momentum=self.params.local_momentum,
+            )  # fmt: skip
         return self._train_multimodal(model, global_state, client, ctx, gparams)
 
     def _train_multimodal(
@@ -236,7 +261,9 @@ class FedCMI(Algorithm):
                 )
             return terms
 
-        stats: dict[str, Any] = train_local(model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu)
+        stats: dict[str, Any] = train_local(
+            model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu, momentum=p.local_momentum
+        )
         stats["a_dominant_frac"] = float(a_dominant) / max(batches, 1)
         if temps is not None:
             stats["temperatures"] = [round(float(t), 6) for t in temps]
@@ -268,7 +295,8 @@ class FedCMI(Algorithm):
             student = model.infiltration_head(weak)(inf_feats[weak_idx])
         else:
             student = self_logits[weak_idx]
-        return infiltration_loss(teacher_logits, student, temps, batch.y, both)
+        scaled = self.params.distill_scale == "temperature"
+        return infiltration_loss(teacher_logits, student, temps, batch.y, both, scaled)
 
     def round_temperatures(
         self, teacher: FedCMIModel, client: ClientData, ctx: RoundContext

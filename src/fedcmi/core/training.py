@@ -164,10 +164,17 @@ def timed(ctx: RoundContext, phase: str) -> AbstractContextManager:
     return logged(ctx.timer, phase)
 
 
-def make_optimizer(model: nn.Module, ctx: RoundContext) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, ctx: RoundContext, momentum: float | None = None
+) -> torch.optim.Optimizer:
+    """SGD with the round's lr and ``train``'s settings; ``momentum`` overrides
+    ``train.momentum`` (a method whose own knob sets it)."""
     tr = ctx.train
     return torch.optim.SGD(
-        model.parameters(), lr=ctx.lr, momentum=tr.momentum, weight_decay=tr.weight_decay
+        model.parameters(),
+        lr=ctx.lr,
+        momentum=tr.momentum if momentum is None else momentum,
+        weight_decay=tr.weight_decay,
     )
 
 
@@ -308,6 +315,7 @@ def train_local(
     global_params: list[Tensor] | None = None,
     prox_mu: float = 0.0,
     after_backward: Callable[[], None] | None = None,
+    momentum: float | None = None,
 ) -> dict[str, float]:
     """Run the local epochs of SGD on ``loss_fn``; returns the mean loss (without the
     proximal term), the step count and the :class:`StepMonitor` report (each loss term,
@@ -315,11 +323,12 @@ def train_local(
 
     ``after_backward`` runs between backward and the proximal term, for methods that
     rescale gradients (OGM-GE); ``train.clip_grad_norm`` then bounds the whole step's
-    gradient (the reported ``grad_norm`` is the norm before clipping). Raises
+    gradient (the reported ``grad_norm`` is the norm before clipping). ``momentum``
+    overrides ``train.momentum`` for this training (FedCMI's ``local_momentum``). Raises
     :class:`NonFiniteTraining` when a loss term or the gradient went non-finite.
     """
     model.train()
-    optimizer = make_optimizer(model, ctx)
+    optimizer = make_optimizer(model, ctx, momentum)
     params = list(model.parameters())
     monitor = StepMonitor(client.y.device)
     total = torch.zeros((), device=client.y.device)

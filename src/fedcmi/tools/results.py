@@ -24,10 +24,15 @@ RESULT_COLUMNS = (
     "best_round",
     *(f"best_{m}" for m in BEST_METRICS),
     "per_class_std",
+    "max_client_loss",  # the largest local training loss of any client in any round
+    "max_grad_norm",  # the largest local gradient norm of any client step (diagnostics)
     "rounds",
     "wall_seconds",
     "run_dir",
 )
+
+
+FAILURE_COLUMNS = ("error", "run_dir")  # failures.csv: the cell's axes, then these
 
 
 def read_results(path: str | Path) -> tuple[list[dict[str, str]], list[str]]:

@@ -44,9 +44,9 @@ from typing import Any
 from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_toml
 from fedcmi.core.files import atomic_write
 from fedcmi.core.protocol import PROBES
-from fedcmi.engine.run_folder import RunFolder, Summary
+from fedcmi.engine.run_folder import RoundRecord, RunFolder, Summary
 from fedcmi.errors import RunFailure
-from fedcmi.tools.results import BEST_METRICS, METRICS, RESULT_COLUMNS
+from fedcmi.tools.results import BEST_METRICS, FAILURE_COLUMNS, METRICS, RESULT_COLUMNS
 
 VARIANT_AXIS = "variant"
 
@@ -247,6 +247,17 @@ def result_row(cell: Cell, summary: Summary, run_dir: Path) -> dict[str, Any]:
     return row
 
 
+def training_extremes(records: list[RoundRecord]) -> dict[str, Any]:
+    """``max_client_loss`` and ``max_grad_norm`` over every client of every round ("" where
+    no client logged them): the figures that tell a run that spiked from one that did not."""
+    losses = [float(log["loss"]) for r in records for log in r.client_logs if "loss" in log]
+    norms = [n for n in (r.max_grad_norm() for r in records) if n is not None]
+    return {
+        "max_client_loss": max(losses) if losses else "",
+        "max_grad_norm": max(norms) if norms else "",
+    }
+
+
 def _blank_none(value: Any) -> Any:
     return "" if value is None else value
 
@@ -257,11 +268,33 @@ def write_results(grid: Grid, out: Path) -> Path:
     for cell in grid.cells:
         folder = RunFolder(out / "runs" / cell.cell_id)
         if folder.is_finished():
-            rows.append(result_row(cell, folder.summary(), folder.path.relative_to(out)))
+            row = result_row(cell, folder.summary(), folder.path.relative_to(out))
+            rows.append({**row, **training_extremes(folder.records())})
 
     def write(fh: Any) -> None:
         writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *RESULT_COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
 
+    write_failures(grid, out)
     return atomic_write(out / "results.csv", write)
+
+
+def write_failures(grid: Grid, out: Path) -> Path:
+    """(Re)write failures.csv: every cell whose last attempt failed (an ``error.txt`` and
+    no finished run), with the error's first line, so a table can count what did not
+    finish (a diverged run stops with a non-finite update) instead of dropping it."""
+    rows = []
+    for cell in grid.cells:
+        folder = out / "runs" / cell.cell_id
+        error = folder / "error.txt"
+        if error.is_file() and not RunFolder(folder).is_finished():
+            first = (error.read_text(encoding="utf-8").splitlines() or [""])[0]
+            rows.append({**cell.axes, "error": first, "run_dir": str(folder.relative_to(out))})
+
+    def write(fh: Any) -> None:
+        writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *FAILURE_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    return atomic_write(out / "failures.csv", write)

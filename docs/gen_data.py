@@ -1,0 +1,292 @@
+"""Writes the measured tables and figures of the documentation and the README from the
+committed data under docs/data (``make reference``). A page marks each generated table with
+``<!-- data: NAME -->`` ... ``<!-- /data -->``; this script replaces what lies between the
+marks with the table NAME rendered from its data, and ``tests/test_docs.py`` fails when a
+committed page differs from what this writes, so no figure on a page can drift from the
+data it came from.
+
+Data (each written by the command given on the page that shows it):
+
+- ``data/skew-trace/<variant>.csv``: ``benchmarks/fedcmi_step_trace.py --csv``, one local
+  training of one client, step by step.
+- ``data/<grid>/results.csv`` and ``failures.csv``: a sweep's tables, copied from
+  ``runs/sweeps/<grid>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from fedcmi.config import read_toml
+from fedcmi.tools.tables import layout, make_table, paired_difference
+
+DOCS = Path(__file__).resolve().parent
+DATA = DOCS / "data"
+GRIDS = DOCS.parent / "configs" / "grids"
+PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
+SEEDED_GRIDS = ("skew-", "stabiliser-")  # grids compared over seeds, with paired tables
+EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
+VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
+BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
+
+TRACE_COLUMNS = {  # column of the trace CSV -> table header
+    "fused": "fused",
+    "head_a": "λ1·CE_a",
+    "head_v": "λ1·CE_v",
+    "cmi": "λ2·L_cmi",
+    "cmi_reference": "L_cmi, authors' code",
+    "grad_norm": "‖g‖",
+    "grad_enc_a": "‖g‖ enc_a",
+    "grad_enc_v": "‖g‖ enc_v",
+    "grad_head_v": "‖g‖ head_v",
+    "grad_inf_v": "‖g‖ inf_v",
+}
+TRACE_VARIANTS = {  # file stem -> what differs from the published method
+    "faithful": "the published method",
+    "uniform-temperature": "T = 1 for every class",
+    "local-teacher": "teacher: the client's own dominant head",
+    "separate-ip-classifier": "own classifier for the infiltration projector",
+    "no-infiltration-projector": "distil into the weak self-projector",
+    "no-cmi": "λ2 = 0 (no infiltration loss)",
+    "momentum0": "SGD momentum 0 instead of 0.9",
+    "clip10": "gradient norm clipped to 10",
+    "tscaled": "L_cmi per sample times T_y",
+    "fedavg": "FedAvg (fused cross-entropy only; its own rounds 1-4)",
+}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def number(text: str, digits: int = 3) -> str:
+    """A figure as the tables show it: ``inf``/``nan`` spelled out, else ``digits``
+    significant digits."""
+    value = float(text)
+    return f"{value:.{digits}g}" if value == value and abs(value) != float("inf") else text
+
+
+def trace_table(stem: str) -> str:
+    """Every step of one traced local training."""
+    rows = read_csv(DATA / "skew-trace" / f"{stem}.csv")
+    columns = [c for c in TRACE_COLUMNS if c in rows[0]]
+    body = [[r["step"], *(number(r[c]) if r[c] else "–" for c in columns)] for r in rows]
+    return layout(["step", *(TRACE_COLUMNS[c] for c in columns)], body, "markdown", 1)
+
+
+def trace_variants_table() -> str:
+    """One row per traced variant: the largest value each weak-branch term and the
+    gradient norm reach over the client's local steps."""
+    body = []
+    for stem, change in TRACE_VARIANTS.items():
+        path = DATA / "skew-trace" / f"{stem}.csv"
+        if not path.is_file():
+            continue
+        rows = read_csv(path)
+
+        def peak(column: str, rows: list[dict[str, str]] = rows) -> str:
+            values = [float(r[column]) for r in rows if r.get(column, "") != ""]
+            return number(str(max(values))) if values else "–"
+
+        first = rows[0]
+        body.append(
+            [
+                stem,
+                change,
+                number(first["grad_norm"]),
+                peak("grad_norm"),
+                peak("fused" if "fused" in first else "ce"),
+                peak("head_v"),
+                peak("cmi"),
+            ]
+        )
+    header = ["variant", "differs from the paper", "‖g‖ step 1", "max ‖g‖", "max fused",
+              "max λ1·CE_v", "max λ2·L_cmi"]  # fmt: skip
+    return layout(header, body, "markdown", 2)
+
+
+def tuning_table(grid: str) -> str:
+    """Val accuracy (last 5 rounds) per variant and seed, their mean (the best in bold),
+    and the largest client training loss and step gradient norm of any round."""
+    rows = read_csv(DATA / grid / "results.csv")
+    seeds = sorted({r["seed"] for r in rows}, key=int)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    val = {(r["variant"], r["seed"]): float(r["val_acc"]) for r in rows}
+    means = {v: statistics.fmean(val[v, s] for s in seeds if (v, s) in val) for v in variants}
+    best = max(means.values())
+    body = []
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        peaks = [number(str(max(float(r[c]) for r in mine))) for c in EXTREMES]
+        cells = [f"{val[v, s]:.3f}" if (v, s) in val else "–" for s in seeds]
+        body.append([v, *cells, (f"{means[v]:.3f}", means[v] == best), *peaks])
+    header = ["variant", *(f"val, seed {s}" for s in seeds), "mean", "max client loss", "max ‖g‖"]
+    return layout(header, body, "markdown", 1)
+
+
+def grid_table(grid: str, baseline: str | None = None) -> str:
+    """A sweep's mean ± std table (``fedcmi table``), or its paired differences to
+    ``baseline`` (``fedcmi table --baseline``), over every axis but the seed."""
+    path = DATA / grid / "results.csv"
+    metrics = ["acc", "probe_a", "probe_v"]
+    if baseline is None:
+        metrics += ["val_acc", "val_gain"]
+    return make_table(path, metrics=metrics, baseline=baseline)
+
+
+def failure_table(grid: str) -> str:
+    """Per variant (and label skew, where the grid varies it): runs finished, runs
+    stopped by a non-finite update, runs whose largest client loss passed 100 (a spike: a
+    run that trains stays near 1-15)."""
+    results = read_csv(DATA / grid / "results.csv")
+    failures = read_csv(DATA / grid / "failures.csv")
+    keys = [k for k in ("federation.alpha", "variant") if k in (results + failures)[0]]
+
+    def group(row: dict[str, str]) -> tuple[str, ...]:
+        return tuple(row[k] for k in keys)
+
+    body = []
+    for cell in dict.fromkeys(group(r) for r in results + failures):
+        done = [r for r in results if group(r) == cell]
+        stopped = sum(group(r) == cell for r in failures)
+        spiked = sum(float(r["max_client_loss"]) > 100 for r in done)
+        peak = max((float(r["max_client_loss"]) for r in done), default=float("nan"))
+        body.append([*cell, str(len(done)), str(stopped), str(spiked), number(str(peak))])
+    header = [*(k.rsplit(".", 1)[-1] for k in keys), "finished", "stopped (non-finite)",
+              "spiked (client loss > 100)", "max client loss"]  # fmt: skip
+    return layout(header, body, "markdown", len(keys))
+
+
+def runs_table(grid: str) -> str:
+    """One row per cell of a grid without seeds: how far it got and what it reached
+    (a cell in failures.csv stopped on a non-finite update and has no figures)."""
+    rows: dict[str, list[str]] = {}
+    for row in read_csv(DATA / grid / "results.csv"):
+        rows[row["variant"]] = [
+            row["variant"], row["rounds"], "finished", f"{float(row['acc']):.3f}",
+            f"{float(row['val_acc']):.3f}", number(row["max_client_loss"]),
+            number(row["max_grad_norm"]),
+        ]  # fmt: skip
+    for row in read_csv(DATA / grid / "failures.csv"):
+        reason = row["error"].split("; last failures")[0]  # the clients' reasons follow
+        rows[row["variant"]] = [row["variant"], "–", f"stopped: {reason}", "–", "–", "–", "–"]
+    order = read_toml(GRIDS / f"{grid}.toml")["axes"]["variant"]
+    body = [rows[v] for v in order if v in rows]
+    header = ["variant", "rounds", "outcome", "acc", "val_acc", "max client loss", "max ‖g‖"]
+    return layout(header, body, "markdown", 1)
+
+
+def renderers() -> dict[str, Callable[[], str]]:
+    tables: dict[str, Callable[[], str]] = {
+        "skew-trace": lambda: trace_table("faithful"),
+        "skew-trace-variants": trace_variants_table,
+    }
+    for grid in ("tune-fedcmi-skew-av-digits-hard", "tune-fedcmi-stabiliser-av-digits-hard"):
+        if (DATA / grid / "results.csv").is_file():
+            tables[grid] = lambda g=grid: tuning_table(g)
+    seeded = [p.name for p in DATA.iterdir() if p.name.startswith(SEEDED_GRIDS)]
+    for grid in sorted(seeded):
+        if (DATA / grid / "results.csv").is_file():
+            tables[f"{grid}"] = lambda g=grid: grid_table(g)
+            tables[f"{grid}-failures"] = lambda g=grid: failure_table(g)
+            variants = {r["variant"] for r in read_csv(DATA / grid / "results.csv")}
+            for base in ("fedavg", "fedavg-momentum0", "fedcmi-paper"):
+                if base in variants:
+                    tables[f"{grid}-paired-{base}"] = lambda g=grid, b=base: grid_table(g, b)
+    if (DATA / "stability-av-digits-hard" / "results.csv").is_file():
+        tables["stability-av-digits-hard"] = lambda: runs_table("stability-av-digits-hard")
+    return tables
+
+
+def value(key: str) -> str:
+    """One figure for running text, by key:
+
+    - ``trace:STEM:STEP:COLUMN``: a cell of ``data/skew-trace/STEM.csv``;
+    - ``trace-max:STEM:COLUMN``: that column's largest value over the steps;
+    - ``max:GRID:VARIANT:COLUMN``: the largest COLUMN of VARIANT's runs in
+      ``data/GRID/results.csv``;
+    - ``cell:GRID:VARIANT:COLUMN``: COLUMN of the one run of VARIANT (a grid without
+      seeds);
+    - ``mean:GRID:VARIANT:RATIO:METRIC``: METRIC's mean over the seeds of VARIANT at
+      ``federation.multimodal_ratio`` RATIO;
+    - ``diff:GRID:VARIANT:BASE:RATIO:METRIC``: VARIANT minus BASE paired by seed, in
+      points, with its 95% interval (``fedcmi table --baseline``);
+    - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
+      over its seeds.
+    """
+    kind, *args = key.split(":")
+    if kind in ("trace", "trace-max"):
+        rows = read_csv(DATA / "skew-trace" / f"{args[0]}.csv")
+        if kind == "trace":
+            return number(rows[int(args[1]) - 1][args[2]])
+        return number(str(max(float(r[args[1]]) for r in rows if r[args[1]] != "")))
+    if kind == "max":
+        rows = read_csv(DATA / args[0] / "results.csv")
+        return number(str(max(float(r[args[2]]) for r in rows if r["variant"] == args[1])))
+    if kind == "cell":
+        rows = read_csv(DATA / args[0] / "results.csv")
+        (row,) = [r for r in rows if r["variant"] == args[1]]
+        return f"{float(row[args[2]]):.3f}"
+    if kind in ("mean", "diff"):
+        return grid_figure(kind, *args)
+    if kind == "val":
+        rows = read_csv(DATA / args[0] / "results.csv")
+        vals = [float(r["val_acc"]) for r in rows if r["variant"] == args[1]]
+        return f"{statistics.fmean(vals):.3f}"
+    kinds = "trace, trace-max, max, cell, mean, diff, val"
+    raise KeyError(f"value {key!r}: unknown kind {kind!r} ({kinds})")
+
+
+def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
+    rows = read_csv(DATA / grid / "results.csv")
+    ratio, metric = rest[-2], rest[-1]
+
+    def of(name: str) -> dict[str, float]:
+        return {
+            r["seed"]: float(r[metric])
+            for r in rows
+            if r["variant"] == name and r["federation.multimodal_ratio"] == ratio
+        }
+
+    mine = of(variant)
+    if kind == "mean":
+        return f"{statistics.fmean(mine.values()):.3f}"
+    base = of(rest[0])
+    diff = paired_difference([mine[s] - base[s] for s in mine if s in base])
+    if diff.half_width is None:
+        return f"{100 * diff.mean:+.1f} points"
+    low, high = 100 * (diff.mean - diff.half_width), 100 * (diff.mean + diff.half_width)
+    return f"{100 * diff.mean:+.1f} points [{low:+.1f}, {high:+.1f}]"
+
+
+def fill(page: str, tables: dict[str, Callable[[], str]], name: str = "page") -> str:
+    """``page`` with every data block replaced by its table and every inline value
+    (``<!-- value: KEY -->x<!-- /value -->``) by its figure."""
+
+    def table(match: re.Match[str]) -> str:
+        key = match["name"]
+        if key not in tables:
+            raise KeyError(f"{name}: data block {key!r} has no table (known: {', '.join(tables)})")
+        return f"{match[1]}{tables[key]()}\n{match[4]}"
+
+    def figure(match: re.Match[str]) -> str:
+        return f"{match[1]}{value(match['key'])}{match[4]}"
+
+    return VALUE.sub(figure, BLOCK.sub(table, page))
+
+
+def pages() -> dict[Path, str]:
+    tables = renderers()
+    return {page: fill(page.read_text(encoding="utf-8"), tables, page.name) for page in PAGES}
+
+
+if __name__ == "__main__":
+    for path, text in pages().items():
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
