@@ -213,7 +213,7 @@ def value(key: str) -> str:
     - ``cell:GRID:VARIANT:COLUMN``: COLUMN of the one run of VARIANT (a grid without
       seeds);
     - ``mean:GRID:VARIANT:RATIO:METRIC``: METRIC's mean over the seeds of VARIANT at
-      ``federation.multimodal_ratio`` RATIO;
+      ``federation.multimodal_ratio`` RATIO (``std:``: its standard deviation);
     - ``diff:GRID:VARIANT:BASE:RATIO:METRIC``: VARIANT minus BASE paired by seed, in
       points, with its 95% interval (``fedcmi table --baseline``);
     - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
@@ -232,13 +232,13 @@ def value(key: str) -> str:
         rows = read_csv(DATA / args[0] / "results.csv")
         (row,) = [r for r in rows if r["variant"] == args[1]]
         return f"{float(row[args[2]]):.3f}"
-    if kind in ("mean", "diff"):
+    if kind in ("mean", "std", "diff"):
         return grid_figure(kind, *args)
     if kind == "val":
         rows = read_csv(DATA / args[0] / "results.csv")
         vals = [float(r["val_acc"]) for r in rows if r["variant"] == args[1]]
         return f"{statistics.fmean(vals):.3f}"
-    kinds = "trace, trace-max, max, cell, mean, diff, val"
+    kinds = "trace, trace-max, max, cell, mean, std, diff, val"
     raise KeyError(f"value {key!r}: unknown kind {kind!r} ({kinds})")
 
 
@@ -256,6 +256,8 @@ def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
     mine = of(variant)
     if kind == "mean":
         return f"{statistics.fmean(mine.values()):.3f}"
+    if kind == "std":
+        return f"{statistics.stdev(mine.values()):.3f}"
     base = of(rest[0])
     diff = paired_difference([mine[s] - base[s] for s in mine if s in base])
     if diff.half_width is None:
