@@ -30,7 +30,7 @@ GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
 SEEDED_GRIDS = ("skew-", "stabiliser-")  # grids compared over seeds, with paired tables
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
-VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
+VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
 BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
 
 TRACE_COLUMNS = {  # column of the trace CSV -> table header
@@ -136,7 +136,9 @@ def grid_table(grid: str, baseline: str | None = None) -> str:
     metrics = ["acc", "probe_a", "probe_v"]
     if baseline is None:
         metrics += ["val_acc", "val_gain"]
-    return make_table(path, metrics=metrics, baseline=baseline)
+    axes = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
+    by = ["variant", *(a for a in axes if a != "variant")]  # the method column first
+    return make_table(path, by=by, metrics=metrics, baseline=baseline)
 
 
 def failure_table(grid: str) -> str:
@@ -215,7 +217,8 @@ def value(key: str) -> str:
     - ``mean:GRID:VARIANT:RATIO:METRIC``: METRIC's mean over the seeds of VARIANT at
       ``federation.multimodal_ratio`` RATIO (``std:``: its standard deviation);
     - ``diff:GRID:VARIANT:BASE:RATIO:METRIC``: VARIANT minus BASE paired by seed, in
-      points, with its 95% interval (``fedcmi table --baseline``);
+      points, with its 95% interval (``fedcmi table --baseline``); for these two and
+      ``std:``, ``GRID@ALPHA`` keeps the runs at ``federation.alpha`` ALPHA;
     - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
       over its seeds.
     """
@@ -243,7 +246,10 @@ def value(key: str) -> str:
 
 
 def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
+    grid, _, alpha = grid.partition("@")  # GRID@ALPHA: the rows of that label skew only
     rows = read_csv(DATA / grid / "results.csv")
+    if alpha:
+        rows = [r for r in rows if r["federation.alpha"] == alpha]
     ratio, metric = rest[-2], rest[-1]
 
     def of(name: str) -> dict[str, float]:
