@@ -11,7 +11,7 @@ from fedcmi.algorithms.fedavg_ogm import (
     FedAvgOGM,
     fusion_halves,
     modulate_gradients,
-    ogm_coefficient,
+    ogm_coefficients,
 )
 from fedcmi.algorithms.fedavg_pmr import (
     FedAvgPMR,
@@ -27,11 +27,14 @@ from fedcmi.models import LateFusionModel
 def test_ogm_coefficient_is_the_published_eq_10():
     # k = 1 - tanh(alpha * rho) for rho > 1: tanh(1.2) = (e^2.4 - 1) / (e^2.4 + 1)
     # = 10.0232 / 12.0232 = 0.833655, so k = 0.166345 (not 1 - tanh(0.8 * 0.5) = 0.62).
-    assert ogm_coefficient(1.5, 0.8) == pytest.approx(0.166345, abs=1e-6)
-    assert ogm_coefficient(2.0, 0.1) == pytest.approx(1 - math.tanh(0.2))  # 0.802625
-    assert ogm_coefficient(2.0, 0.1) == pytest.approx(0.802625, abs=1e-6)
-    assert ogm_coefficient(1.0, 0.8) == 1.0
-    assert ogm_coefficient(0.7, 0.8) == 1.0  # the weaker modality is never slowed down
+    k_a, k_v = ogm_coefficients(1.5, 0.8)
+    assert (k_a, k_v) == (pytest.approx(0.166345, abs=1e-6), 1.0)
+    assert ogm_coefficients(2.0, 0.1)[0] == pytest.approx(1 - math.tanh(0.2))  # 0.802625
+    assert ogm_coefficients(2.0, 0.1)[0] == pytest.approx(0.802625, abs=1e-6)
+    # rho = 0.5: the image encoder dominates, k_v = 1 - tanh(0.8 * 2) = 1 - 0.921669
+    assert ogm_coefficients(0.5, 0.8) == (1.0, pytest.approx(0.078331, abs=1e-6))
+    # rho = 1 exactly: the official code slows audio, 1 - tanh(0.8) = 1 - 0.664037
+    assert ogm_coefficients(1.0, 0.8) == (pytest.approx(0.335963, abs=1e-6), 1.0)
 
 
 def test_fusion_halves_split_weights_and_bias():
@@ -121,7 +124,7 @@ def one_ogm_step(model, x_a, x_v, y, ctx, alpha):
     s_a = F.softmax(out_a, 1).gather(1, y[:, None]).sum()
     s_v = F.softmax(out_v, 1).gather(1, y[:, None]).sum()
     rho = float((s_a / s_v).detach())
-    k_a = 1 - math.tanh(alpha * rho) if rho > 1 else 1.0
+    k_a = 1 - math.tanh(alpha * rho) if rho >= 1 else 1.0
     k_v = 1 - math.tanh(alpha / rho) if rho < 1 else 1.0
     F.cross_entropy(ref.fuse(f_a, f_v), y).backward()
     lr = ctx.lr

@@ -206,11 +206,16 @@ def test_agm_score_and_coefficients_by_hand():
         math.log(2)
     )
     coeffs = agm_coefficients({"a": 0.5, "v": 1.5}, {"a": 1.0, "v": 1.0}, alpha=0.1)
-    # r_a = exp(2 (0.5 - 1)) = e^-1, eta = exp(0) = 1: kappa_a = exp(0.1 (1 - e^-1))
-    assert coeffs["a"] == pytest.approx(math.exp(0.1 * (1 - math.exp(-1))))
-    assert coeffs["v"] == pytest.approx(math.exp(0.1 * (1 - math.e)))
+    # r_a = exp(2 (mean - s_a)) = exp(2 (1 - 0.5)) = e, eta_a = exp(0) = 1:
+    # kappa_a = exp(0.1 (1 - e)) < 1 (audio, learning faster now, is damped)
+    assert coeffs["a"] == pytest.approx(math.exp(0.1 * (1 - math.e)))
+    assert coeffs["v"] == pytest.approx(math.exp(0.1 * (1 - math.exp(-1))))
+    # eta_v - r_v = exp(2 (2.5 - 0)) - 1 = e^5 - 1 > cap: kappa_v = exp(cap)
     capped = agm_coefficients({"a": 0.0, "v": 0.0}, {"a": 5.0, "v": 0.0}, alpha=1.0)
-    assert capped["a"] == pytest.approx(math.exp(7.0))  # eta_a - r_a = e^5 - 1 > 7
+    assert capped["v"] == pytest.approx(math.exp(10.0))
+    assert agm_coefficients({"a": 0.0, "v": 0.0}, {"a": 5.0, "v": 0.0}, 1.0, cap=7.0)[
+        "v"
+    ] == pytest.approx(math.exp(7.0))
 
 
 def test_agm_running_scores_are_the_client_state():

@@ -184,6 +184,63 @@ def test_paired_differences_with_student_t_intervals(tmp_path):
         make_table(tmp_path / "noseed.csv", baseline="fedavg")
 
 
+def two_setting_results(path: Path) -> None:
+    """2 settings (ratio 1.0 and 0.5) x 3 seeds, fedcmi = fedavg + 0.02 in every pair;
+    the settings differ by 0.1 so that pairing across them would show."""
+    rows = []
+    for ratio, level in [(1.0, 0.5), (0.5, 0.6)]:
+        for seed, noise in [(0, 0.0), (1, 0.03), (2, -0.02)]:
+            rows += [
+                ["fedavg", ratio, seed, level + noise, "", "", "", "", 0.1, 5, "x"],
+                ["fedcmi", ratio, seed, level + noise + 0.02, "", "", "", "", 0.1, 5, "x"],
+            ]
+    write_results(path, rows, axes=("algorithm.name", "multimodal_ratio", "seed"))
+
+
+def test_pairing_refuses_a_by_that_drops_an_axis(tmp_path):
+    path = tmp_path / "results.csv"
+    two_setting_results(path)
+    with pytest.raises(ValueError, match="also varies multimodal_ratio"):
+        make_table(path, by=["algorithm.name"], metrics=["acc"], baseline="fedavg")
+    lines = make_table(path, metrics=["acc"], baseline="fedavg").splitlines()
+    # every pair differs by exactly +0.02: mean +0.02, sd 0, interval [+0.02, +0.02]
+    assert lines[2] == "| fedcmi | 1.0 | 3 | **+0.0200 [+0.0200, +0.0200]** |"
+    assert lines[3] == "| fedcmi | 0.5 | 3 | **+0.0200 [+0.0200, +0.0200]** |"
+    # pooling without a baseline is a mean over both settings, which is allowed
+    assert "| fedcmi | 6 |" in make_table(path, by=["algorithm.name"], metrics=["acc"])
+
+
+def test_empty_and_duplicated_results_are_refused(tmp_path):
+    path = tmp_path / "results.csv"
+    write_results(path, [])
+    with pytest.raises(ValueError, match="no runs"):
+        make_table(path)
+    row = ["fedavg", 1.0, 0, 0.5, "", "", "", "", 0.1, 5, "x"]
+    write_results(path, [row, row])
+    with pytest.raises(ValueError, match="lines 2 and 3 are the same cell"):
+        make_table(path)
+
+
+def test_a_method_without_pairs_is_listed_and_two_pairs_are_not_marked(tmp_path):
+    path = tmp_path / "results.csv"
+    write_results(
+        path,
+        [
+            ["fedavg", 1.0, 0, 0.50, "", "", "", "", 0.1, 5, "x"],
+            ["fedavg", 1.0, 1, 0.60, "", "", "", "", 0.1, 5, "x"],
+            ["fedcmi", 1.0, 0, 0.70, "", "", "", "", 0.1, 5, "x"],
+            ["fedcmi", 1.0, 1, 0.81, "", "", "", "", 0.1, 5, "x"],
+            ["fedprox", 1.0, 7, 0.55, "", "", "", "", 0.1, 5, "x"],  # no fedavg at seed 7
+        ],
+    )
+    lines = make_table(path, metrics=["acc"], baseline="fedavg").splitlines()
+    # fedcmi - fedavg: 0.20, 0.21 -> mean 0.205, sd 0.007071, half-width
+    # t(0.975, 1) * 0.007071 / sqrt(2) = 12.706205 * 0.005 = 0.063531: excludes 0, but
+    # two pairs are too few to mark
+    assert lines[2] == "| fedcmi | 1.0 | 2 | +0.2050 [+0.1415, +0.2685] |"
+    assert lines[3] == "| fedprox | 1.0 | 0 | – |"
+
+
 def test_plots_have_the_expected_figures(finished_sweep, tmp_path):
     runs = sorted((finished_sweep / "runs").iterdir())
     assert main(["plot", *map(str, runs), "--out", str(tmp_path / "plots")]) == 0

@@ -15,8 +15,9 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fedcmi.bounds import Range
 from fedcmi.errors import InputError
 from fedcmi.registry import ALGORITHMS, DATASETS
 
@@ -52,7 +53,8 @@ class FederationConfig:
     """``"uniform"``: ``clients_per_round`` clients drawn uniformly without replacement.
     ``"power-of-choice"`` (Cho et al. 2022): ``candidates`` clients drawn with probability
     proportional to their sample count; the ``clients_per_round`` of them with the highest
-    local loss of the global model take part."""
+    local loss of the global model take part, and their updates are averaged equally (the
+    size already counted in the draw)."""
     candidates: int | None = None
     """Power-of-choice only: the candidates d asked for their loss (absent:
     min(2 K, N))."""
@@ -102,8 +104,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
     """SGD weight decay (L2)."""
     lr_decay_start: int | None = None
-    """The learning rate stays constant before this round, then decays linearly to
-    ``lr_min`` at the last round (the reference code's schedule); absent = constant."""
+    """The round (0-based) the learning rate starts to decay at, by ``lr_decay``;
+    absent = constant."""
+    lr_decay: Literal["linear", "reference"] = "linear"
+    """``"linear"``: constant before ``lr_decay_start``, then linear from ``lr`` to
+    ``lr_min`` at the last round. ``"reference"``: the FedCMI authors' code
+    (``client/FedCMI.py``): ``lr`` up to round ``lr_decay_start``, then
+    ``lr - (lr - lr_min) t / rounds`` at round t, a step down (to about 0.6 ``lr`` at
+    round 81 of 200) followed by a linear decay."""
     lr_min: float = 1e-4
     """The learning rate reached at the last round when ``lr_decay_start`` is set."""
     clip_grad_norm: float | None = None
@@ -372,7 +380,7 @@ def build_dataclass(cls: type, raw: Any, where: str) -> Any:
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table, got {type(raw).__name__} {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in raw.items():
@@ -391,6 +399,12 @@ def _unknown_key(dotted: str, key: str, allowed: list[str]) -> str:
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Annotated:
+        value = _coerce(value, args[0], key)
+        for bound in (b for b in hint.__metadata__ if isinstance(b, Range)):
+            if not bound.admits(value):
+                raise ConfigError(f"{key} = {value!r} is not allowed: expected {bound}")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

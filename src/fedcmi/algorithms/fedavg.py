@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.bounds import PositiveInt
 from fedcmi.core.aggregation import State
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.models import LateFusionModel
@@ -68,7 +69,7 @@ class BalancedFedAvg(FedAvg):
 
     @dataclass
     class Params(FedAvg.Params):
-        modulation_ends: int | None = None
+        modulation_ends: PositiveInt | None = None
         """The last round (1-based) that balances the modalities; later rounds train
         plain cross-entropy (absent: every round)."""
 

@@ -8,11 +8,13 @@ Per batch, with the concat fusion head g(u) = W u + b split into halves
 ``out_a = f_a W_a^T + b/2`` and ``out_v = f_v W_v^T + b/2``, the paper's Eq. (10)::
 
     s_m = sum_i softmax(out_m,i)[y_i],     rho = s_a / s_v
-    rho > 1:  k_a = 1 - tanh(alpha * rho),       k_v = 1
+    rho >= 1: k_a = 1 - tanh(alpha * rho),       k_v = 1
     rho < 1:  k_v = 1 - tanh(alpha * (1/rho)),   k_a = 1
 
-(the official code computes 1 - tanh(alpha * relu(ratio)) for the modality whose ratio
-exceeds 1). After backward, every encoder weight tensor of both modalities gets
+as the official code branches (github.com/GeWu-Lab/OGM-GE_CVPR2022, ``main.py`` lines
+105-124: the visual encoder is modulated when ``ratio_v = 1/rho > 1``, the audio one
+otherwise, so at rho = 1 exactly audio is slowed; the paper's Eq. (10) modulates neither
+there). After backward, every encoder weight tensor of both modalities gets
 ``grad <- k_m grad + N(0, (std(grad) + 1e-8)^2)``: the GE noise, with the std of the
 unscaled gradient, is added to both encoders at every step, as in the official code.
 The official encoders are ResNets, whose modulated tensors are their conv kernels (the
@@ -26,7 +28,7 @@ after it (the official code's ``modulation_ends``; None = every round);
 ``aggregation = "all" | "modality-aware"`` as for FedAvg. Unimodal clients have
 nothing to balance and train plain CE with zero-fill. With per-sample missing
 modalities the missing inputs' features are zero-filled and rho uses only the samples
-holding both inputs (rho = 1, no modulation, in a batch without any).
+holding both inputs (no modulation in a batch without any).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.algorithms.fedavg import BalancedFedAvg
+from fedcmi.bounds import NonNegative
 from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.models import LateFusionModel
@@ -49,9 +52,12 @@ from fedcmi.registry import ALGORITHMS
 GE_NOISE_EPS = 1e-8  # added to the noise std, as in the official code
 
 
-def ogm_coefficient(rho: float, alpha: float) -> float:
-    """k = 1 - tanh(alpha * rho) for rho > 1, else 1 (OGM-GE, Eq. 10)."""
-    return 1.0 - math.tanh(alpha * rho) if rho > 1 else 1.0
+def ogm_coefficients(rho: float, alpha: float) -> tuple[float, float]:
+    """(k_a, k_v): the audio encoder slowed by 1 - tanh(alpha rho) when rho >= 1, the
+    visual one by 1 - tanh(alpha / rho) when rho < 1 (the official branch)."""
+    if rho < 1:
+        return 1.0, 1.0 - math.tanh(alpha / rho)
+    return 1.0 - math.tanh(alpha * rho), 1.0
 
 
 def fusion_halves(model: LateFusionModel, f_a: Tensor, f_v: Tensor) -> tuple[Tensor, Tensor]:
@@ -87,9 +93,9 @@ def device_generator(ctx: RoundContext, device: torch.device) -> torch.Generator
 class FedAvgOGM(BalancedFedAvg):
     @dataclass
     class Params(BalancedFedAvg.Params):
-        alpha: float = 0.8
+        alpha: NonNegative = 0.8
         """Modulation strength: the dominant encoder's gradients times
-        1 - tanh(alpha rho) for rho > 1."""
+        1 - tanh(alpha rho) (rho >= 1) or 1 - tanh(alpha / rho) (rho < 1)."""
         noise: bool = True
         """Generalisation enhancement: Gaussian noise on both encoders' gradients."""
 
@@ -107,12 +113,14 @@ class FedAvgOGM(BalancedFedAvg):
             nonlocal a_dominant
             f_a = fill_missing(model.enc_a(batch.x_a), None, batch.mask_a)
             f_v = fill_missing(model.enc_v(batch.x_v), None, batch.mask_v)
-            with torch.no_grad():
-                out_a, out_v = fusion_halves(model, f_a, f_v)
-                rho = float(dominance_ratio(out_a, out_v, batch.y, batch.both_present()))
-            coeffs["a"] = ogm_coefficient(rho, self.params.alpha)
-            coeffs["v"] = ogm_coefficient(1.0 / rho, self.params.alpha)
-            a_dominant += rho > 1
+            both = batch.both_present()
+            coeffs.update(a=1.0, v=1.0)
+            if both is None or bool(both.any()):
+                with torch.no_grad():
+                    out_a, out_v = fusion_halves(model, f_a, f_v)
+                    rho = float(dominance_ratio(out_a, out_v, batch.y, both))
+                coeffs["a"], coeffs["v"] = ogm_coefficients(rho, self.params.alpha)
+                a_dominant += rho > 1
             return F.cross_entropy(model.fuse(f_a, f_v), batch.y)
 
         def after_backward() -> None:

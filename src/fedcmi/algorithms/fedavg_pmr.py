@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fedcmi.algorithms.fedavg import BalancedFedAvg
+from fedcmi.bounds import NonNegative
 from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import (
     Batch,
@@ -96,7 +97,7 @@ def local_prototypes(
 class FedAvgPMR(BalancedFedAvg):
     @dataclass
     class Params(BalancedFedAvg.Params):
-        alpha: float = 1.0
+        alpha: NonNegative = 1.0
         """Weight of the weak modality's prototype loss."""
         scaling: Literal["constant", "ratio"] = "constant"
         """``"constant"``: alpha (the official code); ``"ratio"``:

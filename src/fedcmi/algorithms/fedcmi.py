@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedcmi.algorithms.base import Algorithm, global_parameters
+from fedcmi.bounds import Fraction, NonNegative, NonNegativeInt
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
 from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
@@ -139,15 +140,15 @@ def true_class_probabilities(
 class FedCMI(Algorithm):
     @dataclass
     class Params:
-        lambda1: float = 2.0
+        lambda1: NonNegative = 2.0
         """Weight of the two self-projector cross-entropies."""
-        lambda2: float = 1.0
+        lambda2: NonNegative = 1.0
         """Weight of the cross-modal infiltration loss L_cmi."""
-        prox_mu: float = 1.0
+        prox_mu: NonNegative = 1.0
         """mu of the proximal term (mu / 2) ||theta - theta_g||^2."""
-        warmup_rounds: int = 1
+        warmup_rounds: NonNegativeInt = 1
         """W: rounds (0-based index < W) without L_cmi and without temperatures."""
-        beta: float = 2.0
+        beta: NonNegative = 2.0
         """Sharpness of the class-wise temperatures, T_c = 1 / (1 + beta ln(...))."""
         temperature: Literal["class-wise", "uniform"] = "class-wise"
         """Ablation: ``"uniform"`` uses T = 1 for every class."""
@@ -159,7 +160,7 @@ class FedCMI(Algorithm):
         clients then zero-fill the missing slot."""
         shared_classifier: bool = True
         """Ablation: false gives each infiltration projector its own classifier."""
-        local_momentum: float | None = None
+        local_momentum: Fraction | None = None
         """SGD momentum of every FedCMI client's local optimiser; absent: ``train.momentum``.
         0 is the stabiliser for strong label skew chosen on val (docs/algorithm.md,
         "Strong label skew"); the av-digits-hard preset sets it."""

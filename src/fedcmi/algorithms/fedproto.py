@@ -20,15 +20,16 @@ regularise a shared model, the form used as a baseline in multimodal FL.
 
 Choices: prototypes come from the trained local model in eval mode over all the
 client's samples (the official code averages the training-time features of its local
-epochs); ``lambda = 1.0`` (``proto_weight``, the official ``ld``); ``aggregation``
-as for FedAvg.
+epochs); ``lambda = 1.0`` (``proto_weight``, the official ``ld``); ``server_mean``
+weighted as the paper's Eq. 6 or unweighted as the official server; ``aggregation`` as
+for FedAvg.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 
 from fedcmi.algorithms.fedavg import FedAvg
 from fedcmi.algorithms.fedavg_pmr import class_prototypes
+from fedcmi.bounds import NonNegative
 from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.training import (
     Batch,
@@ -53,16 +55,21 @@ from fedcmi.registry import ALGORITHMS
 
 
 def average_prototypes(
-    previous: Tensor, previous_count: Tensor, reports: Sequence[tuple[Tensor, Tensor]]
+    previous: Tensor,
+    previous_count: Tensor,
+    reports: Sequence[tuple[Tensor, Tensor]],
+    weighted: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """P_c = sum_i n_i,c P_i,c / sum_i n_i,c over the reports holding class c; classes
-    nobody reported keep ``previous`` (and ``previous_count``)."""
+    """P_c = sum_i n_i,c P_i,c / sum_i n_i,c over the reports holding class c (with
+    ``weighted`` false: the plain mean over those reports); classes nobody reported keep
+    ``previous`` (and ``previous_count``)."""
     if not reports:
         return previous, previous_count
     counts = torch.stack([n.double() for _, n in reports])  # (clients, C)
     protos = torch.stack([p.double() for p, _ in reports])  # (clients, C, d)
     total = counts.sum(dim=0)
-    mean = (protos * counts[:, :, None]).sum(dim=0) / total.clamp_min(1)[:, None]
+    weights = counts if weighted else (counts > 0).double()
+    mean = (protos * weights[:, :, None]).sum(dim=0) / weights.sum(dim=0).clamp_min(1)[:, None]
     seen = total > 0
     proto = torch.where(seen[:, None], mean.to(previous.dtype), previous)
     count = torch.where(seen, total.to(previous_count.dtype), previous_count)
@@ -108,8 +115,12 @@ def client_prototypes(
 class FedProto(FedAvg):
     @dataclass
     class Params(FedAvg.Params):
-        proto_weight: float = 1.0
+        proto_weight: NonNegative = 1.0
         """lambda: weight of the MSE between local features and the global prototype."""
+        server_mean: Literal["weighted", "unweighted"] = "weighted"
+        """``"weighted"``: each class's global prototype weighs the clients by their
+        sample counts of that class (the paper's Eq. 6); ``"unweighted"``: the plain mean
+        over the clients holding the class (the official code's ``proto_aggregation``)."""
 
     params: Params
 
@@ -166,6 +177,9 @@ class FedProto(FedAvg):
                 if f"proto.{side}" in u.report
             ]
             new[f"proto.{side}"], new[f"count.{side}"] = average_prototypes(
-                server_state[f"proto.{side}"], server_state[f"count.{side}"], reports
+                server_state[f"proto.{side}"],
+                server_state[f"count.{side}"],
+                reports,
+                weighted=self.params.server_mean == "weighted",
             )
         return new

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.bounds import NonNegative
 from fedcmi.registry import ALGORITHMS
 
 
@@ -16,7 +17,7 @@ from fedcmi.registry import ALGORITHMS
 class FedProx(FedAvg):
     @dataclass
     class Params(FedAvg.Params):
-        prox_mu: float = 0.01
+        prox_mu: NonNegative = 0.01
         """mu of the proximal term (mu / 2) ||theta - theta_g||^2."""
 
     params: Params

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedcmi.bounds import Fraction, NonNegative, PositiveInt
 from fedcmi.core.files import atomic_write
 from fedcmi.data.audio import (
     ENGLISH_ACCENTS,
@@ -107,15 +108,15 @@ def synthesize(recipes: list[ClipRecipe], snr_db: float | None, workers: int) ->
 class AVDigits(DatasetBuilder):
     @dataclass
     class Params:
-        per_class: int = 300
+        per_class: PositiveInt = 300
         """Audio-image pairs per digit (at most 500, the images available)."""
         audio_snr_db: float | None = None
         """White noise added to the speech at this SNR in dB (absent: clean speech)."""
-        image_noise: float = 0.5
+        image_noise: NonNegative = 0.5
         """Gaussian pixel noise sigma on [0, 1] pixels."""
-        val_fraction: float = 0.1
+        val_fraction: Fraction = 0.1
         """Fraction of the pairs held out for validation (stratified)."""
-        test_fraction: float = 0.2
+        test_fraction: Fraction = 0.2
         """Fraction of the pairs held out for test (stratified)."""
         seed: int = 0
         """Fixes the dataset itself (voices, pairing, noise, splits); the run seed varies

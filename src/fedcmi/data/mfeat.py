@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedcmi.bounds import Fraction
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, standardize
 from fedcmi.errors import InputError
 from fedcmi.registry import DATASETS
@@ -50,9 +51,9 @@ class MFeat(DatasetBuilder):
         views: list[str] = field(default_factory=lambda: ["pix", "fou"])
         """The two feature sets used as modalities a and v, from fou, fac, kar, pix,
         zer, mor."""
-        val_fraction: float = 0.1
+        val_fraction: Fraction = 0.1
         """Fraction of the rows held out for validation (stratified)."""
-        test_fraction: float = 0.2
+        test_fraction: Fraction = 0.2
         """Fraction of the rows held out for test (stratified)."""
         seed: int = 0
         """Fixes the splits; the run seed varies the federation."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedcmi.bounds import Fraction, PositiveInt
 from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, stratified_split
 from fedcmi.data.prepare.cache import CACHE_FORMAT
 from fedcmi.errors import InputError
@@ -61,7 +62,7 @@ class PreparedDataset(DatasetBuilder):
     class Params:
         cache: str = ""
         """The folder written by ``fedcmi data prepare`` (required)."""
-        val_fraction: float = 0.1
+        val_fraction: Fraction = 0.1
         """Fraction of the training clips held out for validation (stratified)."""
         seed: int = 0
         """Fixes the validation split."""
@@ -132,9 +133,9 @@ class PreparedAV(PreparedDataset):
     class Params:
         cache: str = ""
         """The folder written by ``fedcmi data prepare`` (required)."""
-        frames: int = 2
+        frames: PositiveInt = 2
         """Frames used per clip, evenly spaced over the stored ones."""
-        val_fraction: float = 0.1
+        val_fraction: Fraction = 0.1
         """Fraction of the training clips held out for validation (stratified)."""
         seed: int = 0
         """Fixes the validation split."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
 
+from fedcmi.bounds import Fraction, NonNegative, PositiveInt, Range
 from fedcmi.data.base import DatasetBuilder, MultimodalData, make_splits
 from fedcmi.registry import DATASETS
 
@@ -20,21 +22,21 @@ from fedcmi.registry import DATASETS
 class Synthetic(DatasetBuilder):
     @dataclass
     class Params:
-        num_classes: int = 4
+        num_classes: Annotated[int, Range(low=2)] = 4
         """Classes."""
-        per_class: int = 100
+        per_class: PositiveInt = 100
         """Samples per class."""
-        dim_a: int = 16
+        dim_a: PositiveInt = 16
         """Width of modality a's vectors."""
-        dim_v: int = 16
+        dim_v: PositiveInt = 16
         """Width of modality v's vectors."""
-        signal_a: float = 3.0
+        signal_a: NonNegative = 3.0
         """Distance of a's class means from the origin (larger: easier, dominant)."""
-        signal_v: float = 1.0
+        signal_v: NonNegative = 1.0
         """Distance of v's class means from the origin."""
-        val_fraction: float = 0.1
+        val_fraction: Fraction = 0.1
         """Fraction held out for validation."""
-        test_fraction: float = 0.2
+        test_fraction: Fraction = 0.2
         """Fraction held out for test."""
         seed: int = 0
         """Fixes the dataset itself; the run seed varies the federation."""

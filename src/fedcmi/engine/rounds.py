@@ -15,6 +15,7 @@ Both engines call these functions, so their metrics stay byte-identical.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,6 +216,16 @@ def power_of_choice(candidates: Sequence[int], losses: Sequence[float], k: int) 
     return sorted(cid for cid, _ in ranked[:k])
 
 
+def aggregation_weights(updates: list[ClientUpdate], cfg: Config) -> list[ClientUpdate]:
+    """The updates as the aggregate weighs them: by sample count, except under
+    power-of-choice, whose clients were already drawn in proportion to their size and
+    are averaged equally (Cho et al. 2022, the pow-d update), so size does not count
+    twice."""
+    if cfg.federation.selection != "power-of-choice":
+        return updates
+    return [dataclasses.replace(u, num_samples=1) for u in updates]
+
+
 def select_clients(
     cfg: Config,
     algorithm: Algorithm,
@@ -248,7 +259,7 @@ def aggregate_round(
     updates = result.updates
     if not updates:
         return global_state, memory
-    averaged = algorithm.aggregate(global_state, updates, cfg.robustness)
+    averaged = algorithm.aggregate(global_state, aggregation_weights(updates, cfg), cfg.robustness)
     state, optimizer = server_step(
         global_state, averaged, memory.optimizer, cfg.server, algorithm.updated_keys(updates)
     )

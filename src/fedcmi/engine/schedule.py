@@ -21,9 +21,17 @@ from fedcmi.core.training import Batch, ClientData, RoundContext
 
 
 def lr_at(round_idx: int, train: TrainConfig, rounds: int) -> float:
-    """Constant lr before ``lr_decay_start``, then linear decay to ``lr_min`` at the end."""
+    """The learning rate of round ``round_idx`` (0-based) under ``train.lr_decay``:
+    ``"linear"``: lr before ``lr_decay_start``, then linear to ``lr_min`` at the last round;
+    ``"reference"``: lr through round ``lr_decay_start``, then lr - (lr - lr_min) t / rounds."""
     start = train.lr_decay_start
-    if start is None or round_idx < start or rounds - 1 <= start:
+    if start is None:
+        return train.lr
+    if train.lr_decay == "reference":
+        if round_idx <= start:
+            return train.lr
+        return train.lr - (train.lr - train.lr_min) / rounds * round_idx
+    if round_idx < start or rounds - 1 <= start:
         return train.lr
     frac = (round_idx - start) / (rounds - 1 - start)
     return train.lr + frac * (train.lr_min - train.lr)

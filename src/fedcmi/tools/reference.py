@@ -19,6 +19,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+from fedcmi.bounds import Range
 from fedcmi.config import DEFAULT_NAMES, Config, NamedConfig
 from fedcmi.registry import ALGORITHMS, DATASETS, ENCODERS
 
@@ -78,6 +79,11 @@ def undocumented_keys() -> list[str]:
 def _type_name(hint: Any) -> str:
     """A type for a Markdown table cell: Literal choices and unions as separate code
     spans (a pipe inside a code span would not render)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        ranges = [
+            str(b).removeprefix("a value ") for b in hint.__metadata__ if isinstance(b, Range)
+        ]
+        return " ".join([_type_name(typing.get_args(hint)[0]), *ranges])
     if typing.get_origin(hint) is typing.Literal:
         return " \\| ".join(
             f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in typing.get_args(hint)
@@ -103,7 +109,7 @@ def _default(f: dataclasses.Field[Any]) -> str:
 
 
 def _table(cls: type) -> list[str]:
-    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    docs, hints = field_docs(cls), typing.get_type_hints(cls, include_extras=True)
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in _keys(cls):
         text = " ".join(docs.get(f.name, "").split()).replace("|", "\\|")

@@ -15,7 +15,11 @@ metric(baseline, s) over the n seeds both have::
     mean = (1/n) sum_s d_s,   half-width = t_{0.975, n-1} * sd(d) / sqrt(n)
 
 (the two-sided 95% Student-t interval of the mean difference; sd the sample standard
-deviation). A difference whose interval excludes 0 is marked.
+deviation). A difference whose interval excludes 0 is marked when it rests on at least
+``MIN_MARKED_PAIRS`` = 3 pairs (two pairs give an interval too unstable to call). Pairing
+needs every axis but the seed in ``by`` (a narrower ``by`` would pair runs of different
+settings) and is refused otherwise; a method and setting without any pair is listed with
+0 pairs. A results.csv without rows, or with two rows of the same cell, is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ DEFAULT_METRICS = ("acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v", "bes
 LOWER_IS_BETTER = {"per_class_std", "wall_seconds"}
 NOT_RANKED = {"val_gain", "best_round", "rounds"}
 CONFIDENCE = 0.95
+MIN_MARKED_PAIRS = 3
 
 
 @dataclass
@@ -171,7 +176,9 @@ class Paired:
 
     @property
     def excludes_zero(self) -> bool:
-        return self.half_width is not None and abs(self.mean) > self.half_width
+        """Marked: enough pairs, and the interval excludes 0."""
+        enough = self.n >= MIN_MARKED_PAIRS and self.half_width is not None
+        return enough and abs(self.mean) > (self.half_width or 0.0)
 
 
 def paired_difference(diffs: list[float], confidence: float = CONFIDENCE) -> Paired:
@@ -196,11 +203,14 @@ def paired_groups(
     if baseline not in {r[method] for r in rows}:
         raise InputError(f"--baseline {baseline!r}: no runs of that {method} in the results")
     base = {(tuple(r[c] for c in setting), r["seed"]): r for r in rows if r[method] == baseline}
-    buckets: dict[tuple[str, ...], list[tuple[dict[str, str], dict[str, str]]]] = defaultdict(list)
+    buckets: dict[tuple[str, ...], list[tuple[dict[str, str], dict[str, str]]]] = {}
     for row in rows:
+        if row[method] == baseline:
+            continue
+        pairs = buckets.setdefault(tuple(row[c] for c in by), [])
         partner = base.get((tuple(row[c] for c in setting), row["seed"]))
-        if row[method] != baseline and partner is not None:
-            buckets[tuple(row[c] for c in by)].append((row, partner))
+        if partner is not None:
+            pairs.append((row, partner))
     out = []
     for key, pairs in buckets.items():
         stats: dict[str, Paired | None] = {}
@@ -213,6 +223,30 @@ def paired_groups(
             stats[metric] = paired_difference(diffs) if diffs else None
         out.append((key, stats))
     return out
+
+
+def check_cells(rows: list[dict[str, str]], axes: list[str], path: str | Path) -> None:
+    """Refuse a results.csv without rows or with two rows for one cell."""
+    if not rows:
+        raise InputError(f"{path}: no runs (only a header); nothing to tabulate")
+    seen: dict[tuple[str, ...], int] = {}
+    for line, row in enumerate(rows, start=2):
+        cell = tuple(row[a] for a in axes)
+        if cell in seen:
+            where = ", ".join(f"{a}={v}" for a, v in zip(axes, cell))
+            raise InputError(f"{path}: lines {seen[cell]} and {line} are the same cell ({where})")
+        seen[cell] = line
+
+
+def check_pairing(by: list[str], axes: list[str], path: str | Path) -> None:
+    """--baseline pairs runs that differ only in the method: every other axis but the
+    seed must be in ``by``."""
+    missing = [a for a in axes if a != "seed" and a not in by]
+    if missing:
+        raise InputError(
+            f"--baseline with --by {','.join(by)}: {path} also varies {', '.join(missing)}; "
+            "add them to --by (pairs must share every setting but the method)"
+        )
 
 
 def render_paired(
@@ -275,6 +309,8 @@ def make_table(
             f"--by {', '.join(unknown)}: not a column of {path} (axes: {', '.join(axes)})"
         )
     metrics = metrics or list(DEFAULT_METRICS)
+    check_cells(rows, axes, path)
     if baseline is not None:
+        check_pairing(by, axes, path)
         return render_paired(paired_groups(rows, by, metrics, baseline), by, metrics, fmt)
     return render(summarise(rows, by, metrics), by, metrics, fmt)
