@@ -251,39 +251,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from fedcmi.tools.calibrate import calibrate
+    from fedcmi.tools.calibrate import calibrate_seeds
 
     if args.epochs < 1:
         raise CLIError(f"--epochs {args.epochs}: expected >= 1")
+    if args.seeds < 1:
+        raise CLIError(f"--seeds {args.seeds}: expected >= 1")
     if args.grid:
         return _calibrate_grid(args)
     cfg_path = resolve_config(args.config)
     cfg = load_config(cfg_path, args.set)
     print(
         f"fedcmi calibrate: {cfg.data.name} ({cfg_path or 'defaults'}), central training, "
-        f"{args.epochs} epochs per model"
+        f"{args.epochs} epochs per model, {args.seeds} seeds"
     )
     started = time.perf_counter()
-    figures = calibrate(cfg, args.epochs)
-    print_calibration(figures, time.perf_counter() - started)
-    return _write_json_figures(args.json, figures)
+    summary = calibrate_seeds(cfg, args.epochs, args.seeds)
+    print_calibration(summary, time.perf_counter() - started)
+    return _write_json_figures(args.json, summary)
 
 
-def print_calibration(figures: dict[str, Any], seconds: float) -> None:
+def print_calibration(summary: dict[str, Any], seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fedcmi.tools.calibrate import in_regime
+    from fedcmi.tools.calibrate import regime_failures
 
-    table = Table(title="calibration: test accuracies of central models", min_width=60)
+    title = f"calibration: val accuracies of central models over {summary['seeds']} seeds"
+    table = Table(title=title, min_width=60)
     table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, value if isinstance(value, str) else f"{value:.4f}")
+    table.add_column("mean", justify="right")
+    table.add_column("SE", justify="right")
+    for key, stat in summary["figures"].items():
+        table.add_row(key, f"{stat['mean']:.4f}", f"{stat['se']:.4f}")
+    table.add_row("weak", summary["weak"], "")
     console = Console(width=100)
     console.print(table)
-    verdict = "meets" if in_regime(figures) else "does not meet"
-    console.print(f"{verdict} the discriminating regime; {seconds:.0f} s")
+    missed = regime_failures(summary)
+    verdict = "meets the discriminating regime" if not missed else "does not meet the regime"
+    console.print(f"{verdict}{': ' + '; '.join(missed) if missed else ''}; {seconds:.0f} s")
 
 
 def _calibrate_grid(args: argparse.Namespace) -> int:
@@ -301,7 +307,7 @@ def _calibrate_grid(args: argparse.Namespace) -> int:
         extra = "" if figures is None else f" in {figures['seconds']:.0f} s"
         print(f"{cell.cell_id} {status}{extra}", flush=True)
 
-    results = calibrate_grid(grid, out, args.epochs, args.jobs, on_cell=report)
+    results = calibrate_grid(grid, out, args.epochs, args.jobs, on_cell=report, seeds=args.seeds)
     print(calibration_table(results))
     print(f"results: {results}")
     return 0
@@ -586,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
     cal.add_argument("--epochs", type=int, default=20, help="epochs of central training")
+    cal.add_argument(
+        "--seeds", type=int, default=3, help="run seeds per setting (the regime needs >= 3)"
+    )
     cal.add_argument("--json", help="write the figures to this JSON file")
     cal.add_argument("--grid", help="calibrate every setting of a grid file's [axes] instead")
     cal.add_argument("--jobs", type=int, default=1, help="--grid: settings in parallel")
