@@ -109,7 +109,7 @@ class ClientTrainer:
         torch.manual_seed(cfg.seed)  # the initial global model is this model's init
         model = self.algorithm.build_model(data, cfg.model).to(device)
         self.algorithm.attach(model)
-        self.model = prepare_model(model, cfg.engine)
+        self.model = prepare_model(model, cfg.engine, device)
         self.autocast = autocast_factory(cfg.engine, device)
 
     def initial_state(self) -> State:

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
+from types import MethodType
 from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from fedcmi.config import Config, EngineConfig
 
@@ -95,8 +96,11 @@ M = TypeVar("M", bound=nn.Module)
 RECOMPILE_LIMIT = 32
 
 
-def prepare_model(model: M, cfg: EngineConfig) -> M:
-    """Apply channels_last and compilation in place (parameter names stay the same)."""
+def prepare_model(model: M, cfg: EngineConfig, device: torch.device) -> M:
+    """Apply channels_last, the CPU bfloat16 guard (:func:`guard_narrow_strided_convs`)
+    and compilation in place (parameter names stay the same)."""
+    if device.type == "cpu" and resolve_precision(cfg.precision, device).name == "bf16":
+        guard_narrow_strided_convs(model)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if cfg.compile:
@@ -106,6 +110,35 @@ def prepare_model(model: M, cfg: EngineConfig) -> M:
             if encoder is not None:
                 compile_outside_augmentation(encoder)
     return model
+
+
+def guard_narrow_strided_convs(model: nn.Module) -> int:
+    """Make every strided ``nn.Conv2d`` of ``model`` run in fp32 under CPU bfloat16
+    autocast when its input is narrower than its stride; returns how many it guards.
+
+    oneDNN's bfloat16 convolution (PyTorch 2.13, CPU: seen with its AMX and AVX512-BF16
+    kernels) computes the weight gradient from uninitialised memory when an input side
+    is shorter than the stride, for instance ResNet's stride-2 convolutions on a
+    1-pixel-wide feature map (small frames): the gradient is NaN or arbitrary numbers,
+    depending on what the memory held (``tests/test_speed_options.py`` reproduces it).
+    Such inputs are a few pixels, so fp32 there costs nothing measurable; every other
+    input keeps bfloat16.
+    """
+    guarded = 0
+    for module in model.modules():
+        if type(module) is nn.Conv2d and max(module.stride) > 1:
+            # A bound method, so that deep copies (client replicas) guard their own copy.
+            module.forward = MethodType(_narrow_input_in_fp32, module)  # type: ignore[method-assign]
+            guarded += 1
+    return guarded
+
+
+def _narrow_input_in_fp32(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    narrow = x.shape[-2] < conv.stride[0] or x.shape[-1] < conv.stride[1]
+    if narrow and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return nn.Conv2d.forward(conv, x.float())
+    return nn.Conv2d.forward(conv, x)
 
 
 def raise_recompile_limit() -> None:
