@@ -5,7 +5,7 @@ C in round R and prints, for every local step: each loss term (as weighted in th
 the proximal term, the gradient norm before any clipping, the gradient norm of every
 module (encoders, projectors, heads, fusion) and, for FedCMI, the distillation loss of
 the same batch as the authors' reference code computes it (``torch.log`` of a softmax;
-tests/reference_fedcmi.py). Usage:
+tests/reference/fedcmi_code.py). Usage:
 
     python benchmarks/fedcmi_step_trace.py --round 5 --client 8 \\
         --set federation.alpha=0.1 --set federation.multimodal_ratio=0.5 --set seed=22
@@ -31,7 +31,7 @@ from fedcmi.data import load_dataset  # noqa: E402
 from fedcmi.engine.embedded import EmbeddedEngine, select_device  # noqa: E402
 from fedcmi.engine.federation import build_federation  # noqa: E402
 from fedcmi.engine.speed import configure_torch  # noqa: E402
-from tests.reference_fedcmi import reference_distillation  # noqa: E402
+from tests.reference.fedcmi_code import reference_distillation  # noqa: E402
 
 
 def module_norms(model: torch.nn.Module) -> dict[str, float]:

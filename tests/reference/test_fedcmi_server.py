@@ -7,7 +7,7 @@ the clients holding audio weighted by their data counts, the visual ones likewis
 fusion module over every client) and lines 164-174 (a modality no client held keeps its
 previous modules). The project names those modules ``enc_m``, ``self_m``, ``inf_m`` and
 ``head_m`` (``fedcmi.models.fedcmi_model``); its local loss is checked against the same
-code in tests/test_diagnostics.py (distillation) via tests/reference_fedcmi.py.
+code in tests/reference/test_fedcmi_client.py (distillation).
 """
 
 from __future__ import annotations
