@@ -2,12 +2,13 @@
 
 Transcribed from Reddi, Charles, Zaheer, Garrett, Rush, Konecny, Kumar, McMahan,
 "Adaptive Federated Optimization" (ICLR 2021), Algorithm 2, written from the paper:
-Delta_t = mean of the clients' Delta_i (line 9), m_t = beta1 m_{t-1} + (1 - beta1)
-Delta_t (line 10), the three second moments (lines 11-13: Adagrad v + Delta^2, Yogi
-v - (1 - beta2) Delta^2 sign(v - Delta^2), Adam beta2 v + (1 - beta2) Delta^2) and
-x_{t+1} = x_t + eta m_t / (sqrt(v_t) + tau) (line 14), with m_{-1} = 0 and
+Delta_t = mean of the clients' Delta_i, m_t = beta1 m_{t-1} + (1 - beta1) Delta_t, the
+three second moments (Adagrad v + Delta^2, Yogi v - (1 - beta2) Delta^2
+sign(v - Delta^2), Adam beta2 v + (1 - beta2) Delta^2) and
+x_{t+1} = x_t + eta m_t / (sqrt(v_t) + tau), with m_{-1} = 0 and
 v_{-1} = tau^2 (the paper asks v_{-1} >= tau^2). The paper's experiments ran on
-TensorFlow Federated with Keras optimisers, whose Adam adds bias correction (as Flower's
+TensorFlow Federated with Keras optimisers (google-research/federated,
+``utils/optimizers/optimizer_utils.py``), whose Adam adds bias correction (as Flower's
 FedAdam does); the project follows the algorithm as printed, a difference listed in
 docs/algorithms.md.
 """
