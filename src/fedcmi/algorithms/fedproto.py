@@ -12,17 +12,22 @@ over the round's clients that hold class c in modality m; a class no client of t
 round reported keeps its previous global prototype. Local training adds the distance of
 each sample's features to its class's global prototype (the official code's MSE)::
 
-    L = CE(g([f_a ; f_v]), y) + lambda sum_m mean_i ||f_m,i - P_{y_i}^m||^2 / d
+    L = CE(g([f_a ; f_v]), y) + lambda sum_m (1 / n_m) sum_i ||f_m,i - P_{y_i}^m||^2 / d
 
-over the samples holding input m whose class has a global prototype (none in round 1).
-Unlike FedProto, the model parameters are still averaged (FedAvg): the prototypes
-regularise a shared model, the form used as a baseline in multimodal FL.
+where the sum runs over the batch's samples holding input m whose class has a global
+prototype (none in round 1) and n_m counts the batch's samples holding input m: the
+official ``MSELoss`` against a target that equals the sample's own features where its
+class has no prototype. Unlike FedProto, the model parameters are still averaged
+(FedAvg): the prototypes regularise a shared model, the form used as a baseline in
+multimodal FL.
 
-Choices: prototypes come from the trained local model in eval mode over all the
-client's samples (the official code averages the training-time features of its local
-epochs); ``lambda = 1.0`` (``proto_weight``, the official ``ld``); ``server_mean``
-weighted as the paper's Eq. 6 or unweighted as the official server; ``aggregation`` as
-for FedAvg.
+Choices: ``client_prototypes = "training"`` (default, the official client) averages the
+features of the last local epoch's training passes (train mode, each taken before its
+batch's step); ``"eval"`` recomputes them from the trained model in eval mode over all
+the client's samples. Unlike the official loader (``drop_last=True``) no sample is left
+out. ``lambda = 1.0`` (``proto_weight``, the official ``ld``); ``server_mean`` weighted
+as the paper's Eq. 6 or unweighted as the official server; ``aggregation`` as for
+FedAvg.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ from fedcmi.core.training import (
     ClientData,
     LossTerms,
     RoundContext,
-    masked_mean,
     present,
     rows,
     train_local,
@@ -79,13 +83,14 @@ def average_prototypes(
 def prototype_distance(
     features: Tensor, prototypes: Tensor, valid: Tensor, batch: Batch, mask: Tensor | None
 ) -> Tensor:
-    """mean over kept samples of ||f_i - P_{y_i}||^2 / d; kept: holding the input and
-    with a global prototype for their class."""
+    """sum over kept samples of ||f_i - P_{y_i}||^2 / d, divided by the number of
+    samples holding the input; kept: holding the input and with a global prototype for
+    their class (the others count as distance 0, as in the official MSE)."""
     keep = valid[batch.y]
-    if mask is not None:
-        keep = keep & mask
+    holding = torch.ones_like(keep) if mask is None else mask
     per_sample = ((features - prototypes[batch.y]) ** 2).mean(dim=1)
-    return masked_mean(per_sample, keep)
+    kept = torch.where(keep & holding, per_sample, torch.zeros_like(per_sample))
+    return kept.sum() / holding.sum().clamp_min(1).to(per_sample.dtype)
 
 
 @torch.no_grad()
@@ -111,6 +116,39 @@ def client_prototypes(
     return out
 
 
+class TrainingPrototypes:
+    """Per held modality, class sums and counts of the features of the last local
+    epoch's training passes (detached); the last epoch is recognised by counting
+    samples, so any batch source works."""
+
+    def __init__(self, client: ClientData, num_classes: int, epochs: int) -> None:
+        self.start = (epochs - 1) * len(client)
+        self.seen = 0
+        self.num_classes = num_classes
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, Tensor] = {}
+
+    def add(self, side: str, features: Tensor, batch: Batch, mask: Tensor | None) -> None:
+        if self.seen < self.start:
+            return
+        f = rows(features.detach().float(), mask)
+        y = rows(batch.y, mask)
+        if side not in self.sums:
+            self.sums[side] = torch.zeros(self.num_classes, f.shape[1], device=f.device)
+            self.counts[side] = torch.zeros(self.num_classes, device=f.device)
+        self.sums[side].index_add_(0, y, f)
+        self.counts[side] += torch.bincount(y, minlength=self.num_classes).float()
+
+    def end_batch(self, batch: Batch) -> None:
+        self.seen += len(batch.y)
+
+    def report(self) -> dict[str, tuple[Tensor, Tensor]]:
+        return {
+            side: (self.sums[side] / self.counts[side].clamp_min(1)[:, None], self.counts[side])
+            for side in self.sums
+        }
+
+
 @ALGORITHMS.register("fedproto")
 class FedProto(FedAvg):
     @dataclass
@@ -121,6 +159,10 @@ class FedProto(FedAvg):
         """``"weighted"``: each class's global prototype weighs the clients by their
         sample counts of that class (the paper's Eq. 6); ``"unweighted"``: the plain mean
         over the clients holding the class (the official code's ``proto_aggregation``)."""
+        client_prototypes: Literal["training", "eval"] = "training"
+        """``"training"``: the class means of the last local epoch's training features
+        (the official client); ``"eval"``: recomputed from the trained model in eval
+        mode over all the client's samples."""
 
     params: Params
 
@@ -145,9 +187,15 @@ class FedProto(FedAvg):
             for side in "av"
         }
 
+        seen = TrainingPrototypes(client, ctx.num_classes, ctx.train.local_epochs)
+
         def loss_fn(batch: Batch) -> LossTerms:
             f_a = model.enc_a(batch.x_a) if "a" in client.modalities else None
             f_v = model.enc_v(batch.x_v) if "v" in client.modalities else None
+            for side, f, mask in (("a", f_a, batch.mask_a), ("v", f_v, batch.mask_v)):
+                if f is not None:
+                    seen.add(side, f, batch, mask)
+            seen.end_batch(batch)
             fused = model.fuse(
                 None if f_a is None else fill_missing(f_a, None, batch.mask_a),
                 None if f_v is None else fill_missing(f_v, None, batch.mask_v),
@@ -160,7 +208,12 @@ class FedProto(FedAvg):
             return terms
 
         stats = train_local(model, client, ctx, loss_fn)
-        local = client_prototypes(model, client, ctx.num_classes, max(256, ctx.train.batch_size))
+        if self.params.client_prototypes == "training":
+            local = seen.report()
+        else:
+            local = client_prototypes(
+                model, client, ctx.num_classes, max(256, ctx.train.batch_size)
+            )
         for side, (protos, counts) in local.items():
             ctx.report[f"proto.{side}"] = protos
             ctx.report[f"count.{side}"] = counts
