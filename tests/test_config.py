@@ -137,3 +137,52 @@ def test_non_finite_values_in_a_preset_file_name_the_file_and_key(tmp_path):
     preset.write_text("[train]\nlr = nan\n")
     with pytest.raises(ConfigError, match=r"bad.toml: train.lr = nan"):
         load_config(preset)
+
+
+def test_validate_checks_the_declared_ranges_of_a_config_built_in_python():
+    import dataclasses
+
+    cfg = load_config(None, [])
+    cfg.train = dataclasses.replace(cfg.train, momentum=1.5)
+    with pytest.raises(ConfigError, match=r"^train\.momentum = 1\.5 is not allowed: expected"):
+        cfg.validate()
+    cfg = load_config(None, [])
+    cfg.algorithm.params.lambda1 = -3.0
+    with pytest.raises(ConfigError, match=r"^algorithm\.lambda1 = -3\.0 is not allowed"):
+        cfg.validate()
+
+
+# Numeric settings that accept any value: the seed, the attack's signed factor.
+UNBOUNDED = {"seed", "faults.attack_factor"}
+
+
+def test_every_numeric_setting_declares_its_range():
+    import dataclasses
+    import typing
+
+    from fedcmi.config import Config, declared_ranges
+
+    def numeric(hint):
+        base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+        args = typing.get_args(base) or (base,)
+        return any(a in (int, float) or typing.get_origin(a) is typing.Annotated for a in args)
+
+    top = typing.get_type_hints(Config)
+    sections = [Config] + [
+        top[f.name]
+        for f in dataclasses.fields(Config)
+        if dataclasses.is_dataclass(top[f.name]) and top[f.name].__name__ != "NamedConfig"
+    ]
+    checked, unbounded = [], []
+    for cls in sections:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        prefix = "" if cls is Config else f"{cls.__name__.removesuffix('Config').lower()}."
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if dataclasses.is_dataclass(hint) or not numeric(hint):
+                continue
+            checked.append(f"{prefix}{f.name}")
+            if not declared_ranges(hint) and f"{prefix}{f.name}" not in UNBOUNDED:
+                unbounded.append(f"{prefix}{f.name}")
+    assert len(sections) == 10 and "robustness.trim_fraction" in checked
+    assert unbounded == []

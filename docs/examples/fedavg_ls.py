@@ -11,6 +11,7 @@ from torch import nn
 
 from fedcmi.algorithms.base import global_parameters
 from fedcmi.algorithms.fedavg import FedAvg
+from fedcmi.bounds import Fraction
 from fedcmi.core.aggregation import State
 from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
 from fedcmi.registry import ALGORITHMS
@@ -20,7 +21,7 @@ from fedcmi.registry import ALGORITHMS
 class FedAvgLS(FedAvg):
     @dataclass
     class Params(FedAvg.Params):  # the [algorithm] keys: aggregation (inherited), eps
-        eps: float = 0.1
+        eps: Fraction = 0.1  # a float in [0, 1): --set algorithm.eps=1.5 is refused
         """Label smoothing: the target puts 1 - eps on the label, eps spread evenly."""
 
     params: Params  # typed: self.params.eps is a float to mypy

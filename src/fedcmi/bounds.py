@@ -41,5 +41,6 @@ class Range:
 NonNegative = Annotated[float, Range(low=0.0)]
 Positive = Annotated[float, Range(low=0.0, low_open=True)]
 Fraction = Annotated[float, Range(low=0.0, high=1.0, high_open=True)]  # momentum, rates
+Probability = Annotated[float, Range(low=0.0, high=1.0)]
 PositiveInt = Annotated[int, Range(low=1)]
 NonNegativeInt = Annotated[int, Range(low=0)]

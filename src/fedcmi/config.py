@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fedcmi.bounds import Range
+from fedcmi.bounds import (
+    Fraction,
+    NonNegative,
+    NonNegativeInt,
+    Positive,
+    PositiveInt,
+    Probability,
+    Range,
+)
 from fedcmi.errors import InputError
 from fedcmi.registry import ALGORITHMS, DATASETS
 
@@ -36,17 +44,17 @@ class FederationConfig:
     """``[federation]``: how the training set is split over clients, which modalities each
     holds, and which clients take part in a round."""
 
-    num_clients: int = 20
+    num_clients: PositiveInt = 20
     """N: the number of clients."""
-    clients_per_round: int = 5
+    clients_per_round: PositiveInt = 5
     """K: the clients that train in each round."""
-    alpha: float = 3.0
+    alpha: Positive = 3.0
     """Concentration of the per-class Dirichlet(alpha) label split; a very large value
     (e.g. 1000) is close to IID."""
-    multimodal_ratio: float = 1.0
+    multimodal_ratio: Probability = 1.0
     """r: the fraction of clients holding both modalities; the rest is split half
     a-only, half v-only. Fixed for the run, drawn from the seed."""
-    min_client_size: int = 10
+    min_client_size: PositiveInt = 10
     """The Dirichlet split is redrawn until every client holds at least this many
     samples."""
     selection: Literal["uniform", "power-of-choice"] = "uniform"
@@ -55,14 +63,14 @@ class FederationConfig:
     proportional to their sample count; the ``clients_per_round`` of them with the highest
     local loss of the global model take part, and their updates are averaged equally (the
     size already counted in the draw)."""
-    candidates: int | None = None
+    candidates: PositiveInt | None = None
     """Power-of-choice only: the candidates d asked for their loss (absent:
     min(2 K, N))."""
-    missing_rate_a: float = 0.0
+    missing_rate_a: Fraction = 0.0
     """Per-sample missing modality a within multimodal clients: each sample's a input is
     absent with this probability, drawn once from the seed, independently of v. A sample
     that draws both absent is left out of training and counted in the manifest."""
-    missing_rate_v: float = 0.0
+    missing_rate_v: Fraction = 0.0
     """As ``missing_rate_a``, for modality v."""
 
 
@@ -79,13 +87,13 @@ class ServerConfig:
 
     optimizer: Literal["sgd", "adam", "yogi", "adagrad"] = "sgd"
     """``"sgd"`` (theta + lr Delta), or FedAdam, FedYogi, FedAdagrad."""
-    lr: float = 1.0
+    lr: Positive = 1.0
     """Server learning rate (also SCAFFOLD's global step size)."""
-    beta1: float = 0.9
+    beta1: Fraction = 0.9
     """Adam/Yogi/Adagrad: first-moment decay, m = beta1 m + (1 - beta1) Delta."""
-    beta2: float = 0.99
+    beta2: Fraction = 0.99
     """Adam/Yogi: second-moment decay."""
-    tau: float = 1e-3
+    tau: Positive = 1e-3
     """Adaptivity: the second moment starts at tau^2 and tau is added to sqrt(v)."""
 
 
@@ -93,17 +101,17 @@ class ServerConfig:
 class TrainConfig:
     """``[train]``: local training (SGD), identical for every method in a comparison."""
 
-    local_epochs: int = 2
+    local_epochs: PositiveInt = 2
     """Passes over the client's data per round."""
-    batch_size: int = 64
+    batch_size: PositiveInt = 64
     """Local mini-batch size (a last batch of one sample joins the previous batch)."""
-    lr: float = 0.01
+    lr: Positive = 0.01
     """SGD learning rate."""
-    momentum: float = 0.9
+    momentum: Fraction = 0.9
     """SGD momentum; the optimizer is created afresh for every client in every round."""
-    weight_decay: float = 1e-4
+    weight_decay: NonNegative = 1e-4
     """SGD weight decay (L2)."""
-    lr_decay_start: int | None = None
+    lr_decay_start: NonNegativeInt | None = None
     """The round (0-based) the learning rate starts to decay at, by ``lr_decay``;
     absent = constant."""
     lr_decay: Literal["linear", "reference"] = "linear"
@@ -112,9 +120,9 @@ class TrainConfig:
     (``client/FedCMI.py``): ``lr`` up to round ``lr_decay_start``, then
     ``lr - (lr - lr_min) t / rounds`` at round t, a step down (to about 0.6 ``lr`` at
     round 81 of 200) followed by a linear decay."""
-    lr_min: float = 1e-4
+    lr_min: NonNegative = 1e-4
     """The learning rate reached at the last round when ``lr_decay_start`` is set."""
-    clip_grad_norm: float | None = None
+    clip_grad_norm: Positive | None = None
     """Rescale each local step's gradient (the loss's, plus the proximal term's) to this
     L2 norm when it is larger; absent = no clipping (every method's published form)."""
 
@@ -128,7 +136,7 @@ class ModelConfig:
     (the encoder table of the documentation)."""
     encoder_v: str = "auto"
     """Modality v's encoder, as ``encoder_a``."""
-    feature_dim: int = 128
+    feature_dim: PositiveInt = 128
     """d: the width of the encoder features and of the projectors."""
     projector: Literal["linear", "mlp"] = "linear"
     """FedCMI's projectors: ``"linear"`` (Linear(d, d)) or ``"mlp"``
@@ -146,11 +154,11 @@ class EvalConfig:
     """``[eval]``: central evaluation and the reported figures (see
     :mod:`fedcmi.core.protocol`)."""
 
-    batch_size: int = 1024
+    batch_size: PositiveInt = 1024
     """Evaluation batch size (no effect on the numbers)."""
-    last_rounds: int = 5
+    last_rounds: PositiveInt = 5
     """The primary figure: test metrics averaged over this many last rounds."""
-    smooth_rounds: int = 3
+    smooth_rounds: PositiveInt = 3
     """The best-val round: chosen on a trailing mean of val accuracy over this many
     rounds."""
 
@@ -166,7 +174,7 @@ class EngineConfig:
     deterministic: bool = True
     """Deterministic kernels; false lets cuDNN autotune convolutions (faster on a GPU, not
     bit-reproducible). See fedcmi.engine.speed.configure_torch."""
-    threads: int | None = None
+    threads: PositiveInt | None = None
     """Torch intra-op threads (absent: torch's choice)."""
     precision: Literal["fp32", "tf32", "bf16", "auto"] = "fp32"
     """``"tf32"``: CUDA matmuls/convolutions in TF32; ``"bf16"``: autocast of the local
@@ -176,10 +184,10 @@ class EngineConfig:
     """NHWC memory format for convolutional encoders."""
     compile: bool = False
     """``torch.compile`` the encoders (in place; state-dict keys unchanged)."""
-    concurrent_clients: int = 1
+    concurrent_clients: PositiveInt = 1
     """Clients of a round trained at the same time, each on its own model replica (and
     CUDA stream on a GPU); the same math as one after another (1 = sequential)."""
-    checkpoint_every: int = 1
+    checkpoint_every: NonNegativeInt = 1
     """Rounds between checkpoints (0 = none); see ``fedcmi run --resume``."""
 
 
@@ -188,19 +196,19 @@ class RobustnessConfig:
     """``[robustness]``: how the server treats failing or suspicious clients, and the
     aggregation rule."""
 
-    client_timeout: float | None = None
+    client_timeout: Positive | None = None
     """Seconds; a slower client's update is rejected (absent: no limit)."""
-    min_clients: int = 1
+    min_clients: PositiveInt = 1
     """Accepted updates needed to complete a round."""
-    max_round_retries: int = 2
+    max_round_retries: NonNegativeInt = 2
     """A round short of ``min_clients`` is retried this often, then the run fails."""
     rule: Literal["mean", "median", "trimmed-mean"] = "mean"
     """Per modality side: ``"mean"`` (sample-weighted, FedCMI's rule), coordinate-wise
     ``"median"``, or ``"trimmed-mean"`` (drops ``trim_fraction`` of the values at each
     end)."""
-    trim_fraction: float = 0.1
+    trim_fraction: Annotated[float, Range(low=0.0, high=0.5, high_open=True)] = 0.1
     """Trimmed mean: the fraction dropped at each end, in [0, 0.5)."""
-    clip_norm: float | None = None
+    clip_norm: Positive | None = None
     """Clip each client's update (per modality side) to this L2 norm (absent: no
     clipping)."""
 
@@ -210,15 +218,15 @@ class FaultsConfig:
     """``[faults]``: seeded fault injection (tests and robustness studies); all off by
     default."""
 
-    drop_rate: float = 0.0
+    drop_rate: Probability = 0.0
     """Probability that a client raises instead of returning an update."""
-    nan_rate: float = 0.0
+    nan_rate: Probability = 0.0
     """Probability that a client returns non-finite parameters."""
-    slow_rate: float = 0.0
+    slow_rate: Probability = 0.0
     """Probability that a client takes longer than ``robustness.client_timeout``."""
-    shape_rate: float = 0.0
+    shape_rate: Probability = 0.0
     """Probability that a client returns a wrongly shaped parameter."""
-    malicious_clients: int = 0
+    malicious_clients: NonNegativeInt = 0
     """A fixed, seeded set of this many clients that attack in every round they take
     part in (see fedcmi.engine.faults.poison); finite attacks, which update validation
     cannot catch."""
@@ -227,7 +235,7 @@ class FaultsConfig:
     attack_factor: float = 4.0
     """Sign-flip sends g - f (theta - g), scale sends g + f (theta - g), for global g and
     honest update theta."""
-    attack_norm: float = 10.0
+    attack_norm: NonNegative = 10.0
     """Noise attack: theta + Gaussian noise of this L2 norm (whole update)."""
 
 
@@ -258,7 +266,7 @@ class Config:
     seed: int = 0
     """Seeds the model init, the federation (split, modalities, schedule, missing
     inputs) and the batch order."""
-    rounds: int = 30
+    rounds: PositiveInt = 30
     """Communication rounds."""
     data: NamedConfig = field(default_factory=lambda: _named("data", {}))
     federation: FederationConfig = field(default_factory=FederationConfig)
@@ -289,23 +297,16 @@ class Config:
         return tomli_w.dumps(self.to_dict())
 
     def validate(self) -> None:
+        """Every field's declared range (also of a config built in Python, which the
+        TOML/``--set`` builder never saw), then the relations between fields."""
+        check_ranges(self, "")
         fed = self.federation
-        _check(self.rounds >= 1, "rounds", self.rounds, "an integer >= 1")
-        _check(fed.num_clients >= 1, "federation.num_clients", fed.num_clients, ">= 1")
         _check(
-            1 <= fed.clients_per_round <= fed.num_clients,
+            fed.clients_per_round <= fed.num_clients,
             "federation.clients_per_round",
             fed.clients_per_round,
             f"1..num_clients ({fed.num_clients})",
         )
-        _check(fed.alpha > 0, "federation.alpha", fed.alpha, "> 0")
-        _check(
-            0.0 <= fed.multimodal_ratio <= 1.0,
-            "federation.multimodal_ratio",
-            fed.multimodal_ratio,
-            "a value in [0, 1]",
-        )
-        _check(fed.min_client_size >= 1, "federation.min_client_size", fed.min_client_size, ">= 1")
         if fed.candidates is not None:
             _check(
                 fed.clients_per_round <= fed.candidates <= fed.num_clients,
@@ -313,50 +314,39 @@ class Config:
                 fed.candidates,
                 f"clients_per_round..num_clients ({fed.clients_per_round}..{fed.num_clients})",
             )
-        for key in ("missing_rate_a", "missing_rate_v"):
-            rate = getattr(fed, key)
-            _check(0 <= rate < 1, f"federation.{key}", rate, "a probability in [0, 1)")
-        srv = self.server
-        _check(srv.lr > 0, "server.lr", srv.lr, "> 0")
-        _check(0 <= srv.beta1 < 1, "server.beta1", srv.beta1, "a value in [0, 1)")
-        _check(0 <= srv.beta2 < 1, "server.beta2", srv.beta2, "a value in [0, 1)")
-        _check(srv.tau > 0, "server.tau", srv.tau, "> 0")
-        tr = self.train
-        _check(tr.local_epochs >= 1, "train.local_epochs", tr.local_epochs, ">= 1")
-        _check(tr.batch_size >= 1, "train.batch_size", tr.batch_size, ">= 1")
-        _check(tr.lr > 0, "train.lr", tr.lr, "> 0")
-        if tr.clip_grad_norm is not None:
-            _check(tr.clip_grad_norm > 0, "train.clip_grad_norm", tr.clip_grad_norm, "> 0")
-        _check(self.model.feature_dim >= 1, "model.feature_dim", self.model.feature_dim, ">= 1")
-        ev = self.eval
-        _check(ev.batch_size >= 1, "eval.batch_size", ev.batch_size, ">= 1")
-        _check(ev.last_rounds >= 1, "eval.last_rounds", ev.last_rounds, ">= 1")
-        _check(ev.smooth_rounds >= 1, "eval.smooth_rounds", ev.smooth_rounds, ">= 1")
-        rob = self.robustness
-        _check(rob.min_clients >= 1, "robustness.min_clients", rob.min_clients, ">= 1")
-        _check(
-            rob.max_round_retries >= 0,
-            "robustness.max_round_retries",
-            rob.max_round_retries,
-            ">= 0",
-        )
-        _check(
-            0 <= rob.trim_fraction < 0.5,
-            "robustness.trim_fraction",
-            rob.trim_fraction,
-            "a value in [0, 0.5)",
-        )
-        for key in ("drop_rate", "nan_rate", "slow_rate", "shape_rate"):
-            value = getattr(self.faults, key)
-            _check(0 <= value <= 1, f"faults.{key}", value, "a probability in [0, 1]")
         bad = self.faults.malicious_clients
         _check(
-            0 <= bad <= fed.num_clients,
+            bad <= fed.num_clients,
             "faults.malicious_clients",
             bad,
             f"0..num_clients ({fed.num_clients})",
         )
-        _check(self.faults.attack_norm >= 0, "faults.attack_norm", self.faults.attack_norm, ">= 0")
+
+
+def check_ranges(obj: Any, prefix: str) -> None:
+    """Check every field of the dataclass ``obj`` (and of the dataclasses it holds)
+    against the :class:`~fedcmi.bounds.Range` its annotation declares; the error names
+    the dotted key."""
+    hints = typing.get_type_hints(type(obj), include_extras=True)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if isinstance(value, NamedConfig):  # [algorithm] / [data]: keys sit beside name
+            check_ranges(value.params, f"{key}.")
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_ranges(value, f"{key}.")
+        elif value is not None:
+            for bound in declared_ranges(hints[f.name]):
+                _check(bound.admits(value), key, value, str(bound))
+
+
+def declared_ranges(hint: Any) -> list[Range]:
+    """The ranges an annotation declares, also inside ``X | None``."""
+    if typing.get_origin(hint) is Annotated:
+        return [b for b in hint.__metadata__ if isinstance(b, Range)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [r for arg in typing.get_args(hint) for r in declared_ranges(arg)]
+    return []
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
