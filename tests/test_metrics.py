@@ -72,3 +72,14 @@ def test_non_finite_outputs_are_counted_not_hidden():
     assert out["nonfinite_outputs"] == 2  # samples 1 and 2 have a non-finite logit
     healthy = evaluate(FixedHeads({"acc": fused[[0, 2]]}), split([0, 1]), 8, 2)
     assert "nonfinite_outputs" not in healthy and healthy["acc"] == 1.0
+
+
+def test_class_fairness_by_hand():
+    from fedcmi.engine.evaluation import class_fairness
+
+    # Classes 0, 2, 3 present (class 1 absent: NaN): worst 0.5; mean 0.75, deviations
+    # -0.25, +0.25, 0: population std sqrt(0.125 / 3) = 0.204124.
+    fair = class_fairness([0.5, float("nan"), 1.0, 0.75])
+    assert fair["worst_class_acc"] == 0.5
+    assert fair["class_acc_std"] == pytest.approx(0.204124, abs=1e-6)
+    assert class_fairness([float("nan")]) == {}

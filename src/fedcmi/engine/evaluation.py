@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import torch
@@ -34,18 +35,30 @@ def per_class_accuracy(pred: torch.Tensor, y: torch.Tensor, num_classes: int) ->
     return (correct / total).tolist()  # 0/0 -> nan marks absent classes
 
 
+def class_fairness(per_class: list[float]) -> dict[str, float]:
+    """``worst_class_acc`` (the lowest fused accuracy of a class present in the split)
+    and ``class_acc_std`` (the population std of the present classes' accuracies): the
+    fairness across classes that FedCMI's class-wise temperatures aim at."""
+    present = [a for a in per_class if a == a]  # NaN marks an absent class
+    if not present:
+        return {}
+    return {"worst_class_acc": min(present), "class_acc_std": statistics.pstdev(present)}
+
+
 def evaluate(
     model: MultimodalModel, split: Split, batch_size: int, num_classes: int
 ) -> dict[str, Any]:
-    """Accuracies of every evaluation head the model has, per-class fused accuracy and
-    the imbalance ratio (mean true-class probability of modality a over that of v, from
-    the model's per-modality predictions)."""
+    """Accuracies of every evaluation head the model has, per-class fused accuracy with
+    its :func:`class_fairness` figures, and the imbalance ratio (mean true-class
+    probability of modality a over that of v, from the model's per-modality
+    predictions)."""
     logits = collect_logits(model, split, batch_size)
     y = split.y
     out: dict[str, Any] = {
         key: float((value.argmax(1) == y).double().mean()) for key, value in logits.items()
     }
     out["per_class_acc"] = per_class_accuracy(logits["acc"].argmax(1), y, num_classes)
+    out.update(class_fairness(out["per_class_acc"]))
     finite = torch.stack([torch.isfinite(value).all(1) for value in logits.values()])
     nonfinite = int((~finite.all(0)).sum())
     if nonfinite:  # such rows count as class 0: say so

@@ -23,7 +23,9 @@ RESULT_COLUMNS = (
     "val_gain",  # plateau check (fedcmi.core.protocol.val_gain)
     "best_round",
     *(f"best_{m}" for m in BEST_METRICS),
-    "per_class_std",
+    "per_class_std",  # std of the last round's per-class accuracies
+    "worst_class_acc",  # fairness across classes, mean over the last rounds (evaluation.py)
+    "class_acc_std",
     "max_client_loss",  # the largest local training loss of any client in any round
     "max_grad_norm",  # the largest local gradient norm of any client step (diagnostics)
     "rounds",

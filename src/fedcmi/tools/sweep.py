@@ -238,6 +238,8 @@ def result_row(cell: Cell, summary: Summary, run_dir: Path) -> dict[str, Any]:
     row["best_round"] = summary.best_round
     row.update({f"best_{m}": best.get(m, "") for m in BEST_METRICS})
     row["per_class_std"] = statistics.pstdev(per_class) if per_class else ""
+    for key in ("worst_class_acc", "class_acc_std"):
+        row[key] = final["test"].get(key, "")
     row["rounds"] = summary.rounds
     wall = summary.wall_seconds
     row["wall_seconds"] = (

@@ -4,8 +4,9 @@ and paired differences to a baseline with confidence intervals.
 Rows are grouped by the ``by`` columns (default: every grid axis except ``seed``). The
 first ``by`` column names the method; the best mean of each metric is marked among the
 rows that share the values of the other ``by`` columns (one setting), the highest for
-accuracies and the lowest for ``per_class_std`` and ``wall_seconds``. The standard
-deviation is the sample standard deviation over the grouped runs (0 for one run).
+accuracies and the lowest for ``per_class_std``, ``class_acc_std`` and ``wall_seconds``.
+The standard deviation is the sample standard deviation over the grouped runs (0 for one
+run).
 
 Paired differences (``--baseline METHOD``): a seed gives every method the same data
 split, federation and client schedule, so the runs of two methods with the same setting
@@ -36,7 +37,7 @@ from fedcmi.errors import InputError
 from fedcmi.tools.results import read_results
 
 DEFAULT_METRICS = ("acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v", "best_acc")
-LOWER_IS_BETTER = {"per_class_std", "wall_seconds"}
+LOWER_IS_BETTER = {"per_class_std", "class_acc_std", "wall_seconds"}
 NOT_RANKED = {"val_gain", "best_round", "rounds"}
 CONFIDENCE = 0.95
 MIN_MARKED_PAIRS = 3
