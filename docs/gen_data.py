@@ -11,6 +11,8 @@ Data (each written by the command given on the page that shows it):
   training of one client, step by step.
 - ``data/<grid>/results.csv`` and ``failures.csv``: a sweep's tables, copied from
   ``runs/sweeps/<grid>/``.
+- ``data/calibrate-*/calibration.csv``: ``fedcmi calibrate --grid``, copied from
+  ``runs/calibration/<grid>/``.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedcmi.config import read_toml
+from fedcmi.tools.calibrate import calibration_table
 from fedcmi.tools.tables import layout, make_table, paired_difference
 
 DOCS = Path(__file__).resolve().parent
 DATA = DOCS / "data"
 GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
-SEEDED_GRIDS = ("skew-", "stabiliser-")  # grids compared over seeds, with paired tables
+SEEDED_GRIDS = ("skew-", "stabiliser-", "fairness-")  # compared over seeds, paired tables
+# The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
+GRID_METRICS = {"fairness-": ["acc", "worst_class_acc", "class_acc_std"]}
+BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi-paper", "uniform")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
-VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
+VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
 BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
 
 TRACE_COLUMNS = {  # column of the trace CSV -> table header
@@ -133,7 +139,10 @@ def grid_table(grid: str, baseline: str | None = None) -> str:
     """A sweep's mean ± std table (``fedcmi table``), or its paired differences to
     ``baseline`` (``fedcmi table --baseline``), over every axis but the seed."""
     path = DATA / grid / "results.csv"
-    metrics = ["acc", "probe_a", "probe_v"]
+    metrics = next(
+        (list(m) for prefix, m in GRID_METRICS.items() if grid.startswith(prefix)),
+        ["acc", "probe_a", "probe_v"],
+    )
     if baseline is None:
         metrics += ["val_acc", "val_gain"]
     axes = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
@@ -197,9 +206,12 @@ def renderers() -> dict[str, Callable[[], str]]:
             tables[f"{grid}"] = lambda g=grid: grid_table(g)
             tables[f"{grid}-failures"] = lambda g=grid: failure_table(g)
             variants = {r["variant"] for r in read_csv(DATA / grid / "results.csv")}
-            for base in ("fedavg", "fedavg-momentum0", "fedcmi-paper"):
+            for base in BASELINES:
                 if base in variants:
                     tables[f"{grid}-paired-{base}"] = lambda g=grid, b=base: grid_table(g, b)
+    for grid in ("calibrate-av-digits", "calibrate-mfeat"):
+        if (DATA / grid / "calibration.csv").is_file():
+            tables[grid] = lambda g=grid: calibration_table(DATA / g / "calibration.csv")
     if (DATA / "stability-av-digits-hard" / "results.csv").is_file():
         tables["stability-av-digits-hard"] = lambda: runs_table("stability-av-digits-hard")
     return tables
@@ -220,7 +232,11 @@ def value(key: str) -> str:
       points, with its 95% interval (``fedcmi table --baseline``); for these two and
       ``std:``, ``GRID@ALPHA`` keeps the runs at ``federation.alpha`` ALPHA;
     - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
-      over its seeds.
+      over its seeds;
+    - ``calmax:GRID:FIGURE``: the largest mean of FIGURE over the settings of
+      ``data/GRID/calibration.csv``;
+    - ``calcell:GRID:SETTING:FIGURE``: FIGURE's mean ± standard error at SETTING, the
+      setting's axis values joined by commas (``fou,mor``; ``-4.0,1.2``).
     """
     kind, *args = key.split(":")
     if kind in ("trace", "trace-max"):
@@ -241,8 +257,25 @@ def value(key: str) -> str:
         rows = read_csv(DATA / args[0] / "results.csv")
         vals = [float(r["val_acc"]) for r in rows if r["variant"] == args[1]]
         return f"{statistics.fmean(vals):.3f}"
-    kinds = "trace, trace-max, max, cell, mean, std, diff, val"
+    if kind in ("calmax", "calcell"):
+        return calibration_figure(kind, *args)
+    kinds = "trace, trace-max, max, cell, mean, std, diff, val, calmax, calcell"
     raise KeyError(f"value {key!r}: unknown kind {kind!r} ({kinds})")
+
+
+def calibration_figure(kind: str, grid: str, *rest: str) -> str:
+    """``calmax`` / ``calcell`` of :func:`value`, from ``data/GRID/calibration.csv``."""
+    rows = read_csv(DATA / grid / "calibration.csv")
+    if kind == "calmax":
+        return f"{max(float(r[rest[0]]) for r in rows):.3f}"
+    setting, figure = rest
+    axes = list(rows[0])[: list(rows[0]).index("unimodal_a")]
+
+    def key(row: dict[str, str]) -> str:
+        return ",".join(re.sub(r"[\[\]' ]", "", row[a]) for a in axes)
+
+    (row,) = [r for r in rows if key(r) == setting]
+    return f"{float(row[figure]):.3f} ± {float(row[figure + '_se']):.3f}"
 
 
 def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
