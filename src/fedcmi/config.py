@@ -391,9 +391,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     args = typing.get_args(hint)
     if origin is Annotated:
         value = _coerce(value, args[0], key)
-        for bound in (b for b in hint.__metadata__ if isinstance(b, Range)):
-            if not bound.admits(value):
-                raise ConfigError(f"{key} = {value!r} is not allowed: expected {bound}")
+        for bound in declared_ranges(hint):
+            _check(bound.admits(value), key, value, str(bound))
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

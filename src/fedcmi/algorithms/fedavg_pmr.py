@@ -51,6 +51,7 @@ from fedcmi.core.dominance import dominance_ratio
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    EpochClock,
     LossTerms,
     RoundContext,
     cross_entropy_rows,
@@ -217,7 +218,7 @@ class PrototypeSchedule:
         self.model, self.client, self.ctx, self.params = model, client, ctx, params
         # Its own stream, so the batch order is the same under either schedule.
         self.generator = torch.Generator().manual_seed(ctx.generator.initial_seed() + 1)
-        self.seen = 0
+        self.clock = EpochClock(client)
         self.computed = 0
         with timed(ctx, "forward"):
             self.current = self._compute()
@@ -242,8 +243,7 @@ class PrototypeSchedule:
 
     def before(self, batch: Batch) -> Prototypes:
         """The prototypes for ``batch``; recomputed first when an epoch just ended."""
-        epochs_done = self.seen // max(len(self.client), 1)
-        if self.params.prototypes == "epoch" and epochs_done >= self.computed:
+        if self.params.prototypes == "epoch" and self.clock.done >= self.computed:
             self.current = self._compute()
-        self.seen += len(batch.y)
+        self.clock.tick(batch)
         return self.current

@@ -47,6 +47,7 @@ from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    EpochClock,
     LossTerms,
     RoundContext,
     present,
@@ -118,18 +119,17 @@ def client_prototypes(
 
 class TrainingPrototypes:
     """Per held modality, class sums and counts of the features of the last local
-    epoch's training passes (detached); the last epoch is recognised by counting
-    samples, so any batch source works."""
+    epoch's training passes (detached); ``enabled`` false collects nothing."""
 
-    def __init__(self, client: ClientData, num_classes: int, epochs: int) -> None:
-        self.start = (epochs - 1) * len(client)
-        self.seen = 0
+    def __init__(self, client: ClientData, num_classes: int, epochs: int, enabled: bool) -> None:
+        self.last_epoch = epochs - 1 if enabled else epochs  # epochs: never reached
+        self.clock = EpochClock(client)
         self.num_classes = num_classes
         self.sums: dict[str, Tensor] = {}
         self.counts: dict[str, Tensor] = {}
 
     def add(self, side: str, features: Tensor, batch: Batch, mask: Tensor | None) -> None:
-        if self.seen < self.start:
+        if self.clock.done < self.last_epoch:
             return
         f = rows(features.detach().float(), mask)
         y = rows(batch.y, mask)
@@ -140,7 +140,7 @@ class TrainingPrototypes:
         self.counts[side] += torch.bincount(y, minlength=self.num_classes).float()
 
     def end_batch(self, batch: Batch) -> None:
-        self.seen += len(batch.y)
+        self.clock.tick(batch)
 
     def report(self) -> dict[str, tuple[Tensor, Tensor]]:
         return {
@@ -187,7 +187,8 @@ class FedProto(FedAvg):
             for side in "av"
         }
 
-        seen = TrainingPrototypes(client, ctx.num_classes, ctx.train.local_epochs)
+        training = self.params.client_prototypes == "training"
+        seen = TrainingPrototypes(client, ctx.num_classes, ctx.train.local_epochs, training)
 
         def loss_fn(batch: Batch) -> LossTerms:
             f_a = model.enc_a(batch.x_a) if "a" in client.modalities else None
@@ -208,7 +209,7 @@ class FedProto(FedAvg):
             return terms
 
         stats = train_local(model, client, ctx, loss_fn)
-        if self.params.client_prototypes == "training":
+        if training:
             local = seen.report()
         else:
             local = client_prototypes(

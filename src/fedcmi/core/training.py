@@ -240,6 +240,23 @@ class NonFiniteTraining(RuntimeError):
     first one and the step (the client's update would be non-finite)."""
 
 
+class EpochClock:
+    """Which local epoch a batch belongs to, counted in samples (so any batch source
+    works, the engine's index batching or a DataLoader): ``done`` epochs are complete
+    before the batch passed to :meth:`tick`."""
+
+    def __init__(self, client: ClientData) -> None:
+        self.per_epoch = max(len(client), 1)
+        self.seen = 0
+
+    @property
+    def done(self) -> int:
+        return self.seen // self.per_epoch
+
+    def tick(self, batch: Batch) -> None:
+        self.seen += len(batch.y)
+
+
 class StepMonitor:
     """Per-term loss sums, the gradient norm and the first non-finite step of each
     monitored value, accumulated on the device: no host sync until :meth:`report`.
