@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fedcmi.bounds import Fraction, NonNegative, PositiveInt
-from fedcmi.core.files import atomic_write
+from fedcmi.core.files import atomic_write, build_once
 from fedcmi.data.audio import (
     ENGLISH_ACCENTS,
     log_mel,
@@ -133,8 +133,7 @@ class AVDigits(DatasetBuilder):
         if not 1 <= params.per_class <= 500:
             raise InputError(f"data.per_class = {params.per_class}: expected 1..500 (MNIST-5k)")
         path = cache_dir / f"av-digits-{params_key('av-digits', params, CACHE_VERSION)}.pt"
-        if not path.is_file():
-            build_cache(params, path)
+        build_once(path, lambda target: build_cache(params, target))
         blob = torch.load(path, weights_only=True)
         if blob.get("params") != json.dumps(asdict(params), sort_keys=True):
             raise InputError(f"{path}: cache was built with other parameters; delete it to rebuild")
