@@ -397,3 +397,20 @@ def test_hard_presets_differ_only_in_the_method_and_match_their_grid(dataset):
             assert preset.algorithm.params.local_momentum == 0.0
             preset.algorithm.params.local_momentum = 0.9
         assert config_from_dict(cell.config) == preset, cell.cell_id
+
+
+def test_ctrl_c_in_a_cell_stops_the_sweep_instead_of_failing_the_cell(
+    grid_file, tmp_path, monkeypatch
+):
+    from fedcmi.errors import RunInterrupted
+    from fedcmi.tools import sweep
+
+    def interrupted(config, out_dir, threads):
+        raise RunInterrupted("interrupted after round 1")
+
+    monkeypatch.setattr(sweep, "_run_cell", interrupted)
+    events = []
+    with pytest.raises(RunInterrupted):
+        run_sweep(load_grid(grid_file), tmp_path / "out", on_cell=lambda *a: events.append(a))
+    assert events == []  # no cell reported as failed, and the next one never started
+    assert not list((tmp_path / "out").glob("runs/*/error.txt"))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +21,7 @@ from fedcmi.config import (
     preset_dirs,
 )
 from fedcmi.core.protocol import ACCURACIES, HEAD_ACCURACIES
-from fedcmi.errors import UserError
+from fedcmi.errors import RunInterrupted, UserError
 
 if TYPE_CHECKING:  # the run machinery (and torch) load only for commands that need them
     from fedcmi.engine.run_folder import RoundRecord, Summary
@@ -44,7 +47,7 @@ def default_out_dir(cfg_path: Path | None, algorithm: str, seed: int) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fedcmi.engine.run_folder import RunFolder
-    from fedcmi.engine.runner import RunInterrupted, run_experiment
+    from fedcmi.engine.runner import run_experiment
 
     if args.engine == "flower":
         try:
@@ -245,9 +248,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"[{done}/{total}] {cell.cell_id} {status}{extra}", flush=True)
 
     started = time.perf_counter()
-    results = run_sweep(grid, out, jobs=args.jobs, on_cell=report)
+    try:
+        with sigterm_as_interrupt():
+            results = run_sweep(grid, out, jobs=args.jobs, on_cell=report)
+    except (KeyboardInterrupt, RunInterrupted):
+        print(
+            f"fedcmi: sweep stopped after {done} of {total} cells; the finished ones are "
+            f"kept in {out} and the same command resumes",
+            file=sys.stderr,
+        )
+        return 130
     print(f"results: {results} ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) handled as Ctrl-C: the sweep stops its
+    workers and keeps what it finished, instead of dying and orphaning them."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

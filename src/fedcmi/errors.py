@@ -19,3 +19,8 @@ class InputError(UserError, ValueError):
 
 class RunFailure(UserError, RuntimeError):
     """A run could not go on for a reason outside the code; the message says which."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C or SIGTERM stopped a run or a sweep; what it finished is kept and the same
+    command (``fedcmi run --resume``, ``fedcmi sweep``) continues it."""

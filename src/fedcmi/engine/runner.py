@@ -12,6 +12,7 @@ from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary, to_device
 from fedcmi.engine.speed import configure_torch
+from fedcmi.errors import RunInterrupted
 
 __all__ = ["RunDirError", "RunInterrupted", "run_experiment"]
 
@@ -59,7 +60,3 @@ def run_experiment(
         engine.close()
     probes = engine.evaluate.probes(engine.global_state)
     return writer.finish(engine.global_state, str(device), engine="embedded", probes=probes)
-
-
-class RunInterrupted(RuntimeError):
-    """Ctrl-C: a checkpoint was written, the run can be resumed."""

@@ -16,6 +16,9 @@ A grid file (TOML)::
                                             # (quote names with dots: [variants."mu0.1"])
     "algorithm.temperature" = "uniform"
 
+Ctrl-C or SIGTERM stops the sweep and its worker processes at once; finished cells stay,
+and the same command resumes.
+
 Changing ``algorithm.name`` replaces the base's whole ``[algorithm]`` table with the
 method's own keys from ``[methods.NAME]``, so every method gets the same data,
 federation and training settings. Each cell runs into ``SWEEP_DIR/runs/<cell id>``; a
@@ -45,7 +48,7 @@ from fedcmi.config import ConfigError, apply_overrides, config_from_dict, read_t
 from fedcmi.core.files import atomic_write
 from fedcmi.core.protocol import PROBES
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, Summary
-from fedcmi.errors import RunFailure
+from fedcmi.errors import RunFailure, RunInterrupted
 from fedcmi.tools.results import BEST_METRICS, FAILURE_COLUMNS, METRICS, RESULT_COLUMNS
 
 VARIANT_AXIS = "variant"
@@ -155,10 +158,32 @@ def run_cells(
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    try:
         futures = {pool.submit(work, *arguments(c, threads)): c for c in cells}
         for future in as_completed(futures):
             settle(futures[future], future.result)
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed settle: stop the workers now. Leaving the pool's
+        # context would wait for every running cell; exiting without this would orphan them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers()
+        raise
+    pool.shutdown()
+
+
+def stop_workers(grace: float = 10.0) -> None:
+    """Terminate this process's worker processes and wait for them (killed after
+    ``grace`` seconds). A cell a worker was running keeps no summary, so the next sweep
+    clears and reruns it; finished cells are untouched."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(grace)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 def with_threads(config: dict[str, Any], threads: int | None) -> dict[str, Any]:
@@ -195,6 +220,8 @@ def run_sweep(
         # One failing cell must not stop the others: record it and go on.
         try:
             _finish_cell(grid, out, cell, outcome(), on_cell)
+        except RunInterrupted:
+            raise  # Ctrl-C stops the sweep; it is not the cell's failure
         except Exception as exc:  # noqa: BLE001 - reported, and the sweep exits non-zero
             failed.append(cell.cell_id)
             (runs / cell.cell_id).mkdir(parents=True, exist_ok=True)
