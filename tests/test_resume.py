@@ -106,3 +106,15 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
 def test_resume_refuses_other_options(tmp_path, capsys):
     assert main(["run", "--resume", str(tmp_path), "--set", "rounds=3"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_run_without_a_thread_count_records_the_one_it_used(tmp_path):
+    import torch
+
+    overrides = [o for o in SLOW_SYNTHETIC if not o.startswith("engine.threads")]
+    cfg = load_config(None, [*overrides, "rounds=1", "data.per_class=40"])
+    assert cfg.engine.threads is None
+    before = torch.get_num_threads()
+    run_experiment(cfg, tmp_path / "run")
+    saved = load_config(tmp_path / "run" / "config.toml")
+    assert saved.engine.threads == before == torch.get_num_threads()

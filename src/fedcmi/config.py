@@ -175,7 +175,8 @@ class EngineConfig:
     """Deterministic kernels; false lets cuDNN autotune convolutions (faster on a GPU, not
     bit-reproducible). See fedcmi.engine.speed.configure_torch."""
     threads: PositiveInt | None = None
-    """Torch intra-op threads (absent: torch's choice)."""
+    """Torch intra-op threads (absent: torch's choice, which the run's resolved
+    config.toml then records)."""
     precision: Literal["fp32", "tf32", "bf16", "auto"] = "fp32"
     """``"tf32"``: CUDA matmuls/convolutions in TF32; ``"bf16"``: autocast of the local
     forward passes to bfloat16 (CUDA GPUs that support it, and the CPU); ``"auto"``: bf16

@@ -19,6 +19,11 @@ from fedcmi.config import Config, EngineConfig
 def configure_torch(cfg: Config) -> None:
     """Process-wide settings of ``[engine]``: CPU threads and determinism.
 
+    Without ``engine.threads`` torch's own choice (the machine's cores) is written into
+    ``cfg``, so the resolved ``config.toml`` names the thread count the run used: CPU
+    kernels sum in an order that depends on it, and rerunning the file elsewhere then
+    reproduces ``metrics.jsonl``.
+
     ``deterministic = true`` (the default) makes PyTorch use deterministic kernels (cuDNN
     included, with cuBLAS's fixed workspace when CUDA has not started yet) and turns
     cuDNN's autotuner off; ``false`` lets cuDNN time its algorithms for each input shape
@@ -26,6 +31,8 @@ def configure_torch(cfg: Config) -> None:
     """
     if cfg.engine.threads:
         torch.set_num_threads(cfg.engine.threads)
+    else:
+        cfg.engine.threads = torch.get_num_threads()
     if cfg.engine.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(cfg.engine.deterministic, warn_only=True)
