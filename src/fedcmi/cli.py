@@ -555,6 +555,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_set_option(
+    parser: argparse.ArgumentParser,
+    help: str = "override a config key, value parsed as TOML (repeatable)",
+) -> None:
+    """The one ``--set KEY=VALUE`` option of every command that reads a config."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedcmi", description=__doc__)
     parser.add_argument(
@@ -565,13 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment on the embedded engine")
     run.add_argument("--config", help="TOML file or preset name (see `fedcmi configs`)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, value parsed as TOML (repeatable)",
-    )
+    add_set_option(run)
     run.add_argument("--out", help="run folder (default: runs/<preset>-seed<seed>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
@@ -595,13 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="prepare: rebuild a cache made with other parameters"
     )
     data.add_argument("name", help="dataset name (av-digits, mfeat, crema-d, ave, crisismmd, ...)")
-    data.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dataset knob, e.g. --set per_class=100",
-    )
+    add_set_option(data, "dataset knob, e.g. --set per_class=100 (repeatable)")
     data.set_defaults(func=cmd_data)
     configs = sub.add_parser("configs", help="list the presets")
     configs.set_defaults(func=cmd_configs)
@@ -615,9 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a dataset setting by central training (unimodal, joint, oracle, probes)",
     )
     cal.add_argument("--config", help="TOML file or preset name (its data and training)")
-    cal.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
+    add_set_option(cal)
     cal.add_argument("--epochs", type=int, default=20, help="epochs of central training")
     cal.add_argument(
         "--seeds", type=int, default=3, help="run seeds per setting (the regime needs >= 3)"
@@ -654,9 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     engines = bench_sub.add_parser("engines", help="per-round time: embedded vs Flower")
     engines.add_argument("--config", help="workload preset (default: a small synthetic one)")
-    engines.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
+    add_set_option(engines)
     engines.add_argument(
         "--deployment",
         action="store_true",
@@ -689,9 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.set_defaults(func=cmd_bench_scale)
     faults = bench_sub.add_parser("faults", help="a seeded fault mix against the fault-free run")
     faults.add_argument("--config", help="workload preset (default: av-digits-fedcmi, 10 rounds)")
-    faults.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
+    add_set_option(faults)
     faults.add_argument("--json", help="write the figures to this JSON file")
     faults.add_argument(
         "--only", choices=("mix", "attacks"), help="one of the two tables (default: both)"
