@@ -31,10 +31,14 @@ DOCS = Path(__file__).resolve().parent
 DATA = DOCS / "data"
 GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
-SEEDED_GRIDS = ("skew-", "stabiliser-", "fairness-")  # compared over seeds, paired tables
+SEEDED_GRIDS = ("skew-", "stabiliser-", "fairness-", "paper-")  # compared over seeds, paired tables
 # The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
-GRID_METRICS = {"fairness-": ["acc", "worst_class_acc", "class_acc_std"]}
-BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi-paper", "uniform")
+GRID_METRICS = {
+    "tune-agm-": ["val_acc"],
+    "fairness-": ["acc", "worst_class_acc", "class_acc_std"],
+    "paper-": ["acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v"],
+}
+BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
 VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
 BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
@@ -68,6 +72,11 @@ TRACE_VARIANTS = {  # file stem -> what differs from the published method
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def method(row: dict[str, str]) -> str:
+    """The row's method: its variant in a grid of variants, else its algorithm."""
+    return row["variant"] if "variant" in row else row["algorithm.name"]
 
 
 def number(text: str, digits: int = 3) -> str:
@@ -144,10 +153,49 @@ def grid_table(grid: str, baseline: str | None = None) -> str:
         ["acc", "probe_a", "probe_v"],
     )
     if baseline is None:
-        metrics += ["val_acc", "val_gain"]
+        metrics += [m for m in ("val_acc", "val_gain") if m not in metrics]
     axes = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
-    by = ["variant", *(a for a in axes if a != "variant")]  # the method column first
+    first = next((a for a in ("variant", "algorithm.name") if a in axes), axes[0])
+    by = [first, *(a for a in axes if a != first)]  # the method column first
     return make_table(path, by=by, metrics=metrics, baseline=baseline)
+
+
+METHOD_NAMES = {  # algorithm.name -> how the README's headline table names it
+    "fedavg": "FedAvg",
+    "fedprox": "FedProx",
+    "fedavg-ogm": "FedAvg + OGM-GE",
+    "fedavg-pmr": "FedAvg + PMR",
+    "fedavg-agm": "FedAvg + AGM",
+    "fedproto": "FedProto",
+    "scaffold": "SCAFFOLD",
+    "fedcmi": "FedCMI",
+}
+
+
+def headline_table(grid: str, ratio: str, ours: str = "fedcmi") -> str:
+    """The multimodal methods of a paper grid at one ``multimodal_ratio``: fused accuracy
+    and both probes as mean ± std over the seeds, a baseline's figure in bold where
+    ``ours`` minus it, paired by seed, has a 95% interval excluding 0 (3 pairs or more)."""
+    metrics = ("acc", "probe_a", "probe_v")
+    rows = [r for r in read_csv(DATA / grid / "results.csv")
+            if r["federation.multimodal_ratio"] == ratio]  # fmt: skip
+    order = read_toml(GRIDS / f"{grid}.toml")["axes"]["algorithm.name"]
+    by_method = {m: {r["seed"]: r for r in rows if method(r) == m} for m in order}
+    body = []
+    for name in (m for m in METHOD_NAMES if m in order and by_method[m]):
+        runs = by_method[name]
+        cells: list = [(METHOD_NAMES[name], name == ours)]
+        for metric in metrics:
+            values = [float(r[metric]) for r in runs.values()]
+            text = f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+            mine = by_method[ours]
+            diffs = [
+                float(mine[s][metric]) - float(r[metric]) for s, r in runs.items() if s in mine
+            ]
+            marked = name != ours and paired_difference(diffs).excludes_zero
+            cells.append((text, marked))
+        body.append(cells)
+    return layout(["method", *metrics], body, "markdown", 1)
 
 
 def failure_table(grid: str) -> str:
@@ -205,11 +253,17 @@ def renderers() -> dict[str, Callable[[], str]]:
         if (DATA / grid / "results.csv").is_file():
             tables[f"{grid}"] = lambda g=grid: grid_table(g)
             tables[f"{grid}-failures"] = lambda g=grid: failure_table(g)
-            variants = {r["variant"] for r in read_csv(DATA / grid / "results.csv")}
+            variants = {method(r) for r in read_csv(DATA / grid / "results.csv")}
             for base in BASELINES:
                 if base in variants:
                     tables[f"{grid}-paired-{base}"] = lambda g=grid, b=base: grid_table(g, b)
-    for grid in ("calibrate-av-digits", "calibrate-mfeat"):
+    if (DATA / "paper-av-digits-hard" / "results.csv").is_file():
+        tables["paper-av-digits-hard-headline"] = lambda: headline_table(
+            "paper-av-digits-hard", "1.0"
+        )
+    if (DATA / "tune-agm-av-digits-hard" / "results.csv").is_file():
+        tables["tune-agm-av-digits-hard"] = lambda: grid_table("tune-agm-av-digits-hard")
+    for grid in ("calibrate-av-digits", "calibrate-av-digits-hard", "calibrate-mfeat"):
         if (DATA / grid / "calibration.csv").is_file():
             tables[grid] = lambda g=grid: calibration_table(DATA / g / "calibration.csv")
     if (DATA / "stability-av-digits-hard" / "results.csv").is_file():
@@ -246,16 +300,16 @@ def value(key: str) -> str:
         return number(str(max(float(r[args[1]]) for r in rows if r[args[1]] != "")))
     if kind == "max":
         rows = read_csv(DATA / args[0] / "results.csv")
-        return number(str(max(float(r[args[2]]) for r in rows if r["variant"] == args[1])))
+        return number(str(max(float(r[args[2]]) for r in rows if method(r) == args[1])))
     if kind == "cell":
         rows = read_csv(DATA / args[0] / "results.csv")
-        (row,) = [r for r in rows if r["variant"] == args[1]]
+        (row,) = [r for r in rows if method(r) == args[1]]
         return f"{float(row[args[2]]):.3f}"
     if kind in ("mean", "std", "diff"):
         return grid_figure(kind, *args)
     if kind == "val":
         rows = read_csv(DATA / args[0] / "results.csv")
-        vals = [float(r["val_acc"]) for r in rows if r["variant"] == args[1]]
+        vals = [float(r["val_acc"]) for r in rows if method(r) == args[1]]
         return f"{statistics.fmean(vals):.3f}"
     if kind in ("calmax", "calcell"):
         return calibration_figure(kind, *args)
@@ -289,7 +343,7 @@ def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
         return {
             r["seed"]: float(r[metric])
             for r in rows
-            if r["variant"] == name and r["federation.multimodal_ratio"] == ratio
+            if method(r) == name and r["federation.multimodal_ratio"] == ratio
         }
 
     mine = of(variant)
