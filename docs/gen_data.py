@@ -179,16 +179,16 @@ def headline_table(grid: str, ratio: str, ours: str = "fedcmi") -> str:
     metrics = ("acc", "probe_a", "probe_v")
     rows = [r for r in read_csv(DATA / grid / "results.csv")
             if r["federation.multimodal_ratio"] == ratio]  # fmt: skip
-    order = read_toml(GRIDS / f"{grid}.toml")["axes"]["algorithm.name"]
-    by_method = {m: {r["seed"]: r for r in rows if method(r) == m} for m in order}
+    by_method = {m: {r["seed"]: r for r in rows if method(r) == m} for m in METHOD_NAMES}
+    mine = by_method[ours]
     body = []
-    for name in (m for m in METHOD_NAMES if m in order and by_method[m]):
-        runs = by_method[name]
+    for name, runs in by_method.items():
+        if not runs:
+            continue
         cells: list = [(METHOD_NAMES[name], name == ours)]
         for metric in metrics:
             values = [float(r[metric]) for r in runs.values()]
             text = f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
-            mine = by_method[ours]
             diffs = [
                 float(mine[s][metric]) - float(r[metric]) for s, r in runs.items() if s in mine
             ]

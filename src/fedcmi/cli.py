@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,32 +246,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        with sigterm_as_interrupt():
-            results = run_sweep(grid, out, jobs=args.jobs, on_cell=report)
+        results = run_sweep(grid, out, jobs=args.jobs, on_cell=report)
     except (KeyboardInterrupt, RunInterrupted):
-        print(
-            f"fedcmi: sweep stopped after {done} of {total} cells; the finished ones are "
-            f"kept in {out} and the same command resumes",
-            file=sys.stderr,
-        )
-        return 130
+        return stopped("sweep", done, total, out)
     print(f"results: {results} ({time.perf_counter() - started:.0f} s)")
     return 0
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a scheduler's stop) handled as Ctrl-C: the sweep stops its
-    workers and keeps what it finished, instead of dying and orphaning them."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def stopped(what: str, done: int, total: int, out: Path) -> int:
+    """Ctrl-C or SIGTERM stopped a grid (its workers already stopped): say what is kept."""
+    print(
+        f"fedcmi: {what} stopped after {done} of {total} cells; the finished ones are "
+        f"kept in {out} and the same command resumes",
+        file=sys.stderr,
+    )
+    return 130
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -330,11 +316,20 @@ def _calibrate_grid(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "calibration" / grid_path.stem
     print(f"fedcmi calibrate: {len(grid.cells)} settings from {grid_path} -> {out}")
 
+    done = 0
+
     def report(cell, figures, status) -> None:
+        nonlocal done
+        done += 1
         extra = "" if figures is None else f" in {figures['seconds']:.0f} s"
         print(f"{cell.cell_id} {status}{extra}", flush=True)
 
-    results = calibrate_grid(grid, out, args.epochs, args.jobs, on_cell=report, seeds=args.seeds)
+    try:
+        results = calibrate_grid(
+            grid, out, args.epochs, args.jobs, on_cell=report, seeds=args.seeds
+        )
+    except KeyboardInterrupt:
+        return stopped("calibration", done, len(grid.cells), out)
     print(calibration_table(results))
     print(f"results: {results}")
     return 0

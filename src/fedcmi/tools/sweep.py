@@ -28,6 +28,7 @@ run) is cleared and run again. ``results.csv`` is rewritten after every finished
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
@@ -36,9 +37,11 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,25 +154,46 @@ def run_cells(
     """Call ``work(*arguments(cell, threads))`` for every cell, ``jobs`` processes at a
     time (each limited to its share of the CPU threads) or in this process for one job;
     ``settle(cell, outcome)`` is called as each finishes, ``outcome()`` giving the result
-    or raising the cell's error."""
-    if jobs <= 1:
-        for cell in cells:
-            settle(cell, functools.partial(work, *arguments(cell, None)))
+    or raising the cell's error. SIGTERM is handled as Ctrl-C meanwhile: either stops
+    the workers and raises KeyboardInterrupt."""
+    with sigterm_as_interrupt():
+        if jobs <= 1:
+            for cell in cells:
+                settle(cell, functools.partial(work, *arguments(cell, None)))
+            return
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+        try:
+            futures = {pool.submit(work, *arguments(c, threads)): c for c in cells}
+            for future in as_completed(futures):
+                settle(futures[future], future.result)
+        except BaseException:
+            # Ctrl-C, SIGTERM or a failed settle: stop the workers now. Leaving the pool's
+            # context would wait for every running cell; exiting without this would orphan them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_workers()
+            raise
+        pool.shutdown()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) raised as KeyboardInterrupt, so a sweep or
+    calibration grid stops its workers instead of dying and orphaning them (only where
+    Python allows a handler: the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        futures = {pool.submit(work, *arguments(c, threads)): c for c in cells}
-        for future in as_completed(futures):
-            settle(futures[future], future.result)
-    except BaseException:
-        # Ctrl-C, SIGTERM or a failed settle: stop the workers now. Leaving the pool's
-        # context would wait for every running cell; exiting without this would orphan them.
-        pool.shutdown(wait=False, cancel_futures=True)
-        stop_workers()
-        raise
-    pool.shutdown()
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_workers(grace: float = 10.0) -> None:
