@@ -31,16 +31,18 @@ DOCS = Path(__file__).resolve().parent
 DATA = DOCS / "data"
 GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
-SEEDED_GRIDS = ("skew-", "stabiliser-", "fairness-", "paper-")  # compared over seeds, paired tables
+SEEDED_GRIDS = (  # compared over seeds, paired tables
+    "skew-", "stabiliser-", "fairness-", "paper-", "missing-", "server-opt-", "selection-",
+)  # fmt: skip
 # The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
 GRID_METRICS = {
-    "tune-agm-": ["val_acc"],
+    "tune-": ["val_acc"],
     "fairness-": ["acc", "worst_class_acc", "class_acc_std"],
     "paper-": ["acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v"],
 }
-BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform")
+BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform", "sgd")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
-VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
+VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,=*-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
 BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
 
 TRACE_COLUMNS = {  # column of the trace CSV -> table header
@@ -154,10 +156,22 @@ def grid_table(grid: str, baseline: str | None = None) -> str:
     )
     if baseline is None:
         metrics += [m for m in ("val_acc", "val_gain") if m not in metrics]
-    axes = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
-    first = next((a for a in ("variant", "algorithm.name") if a in axes), axes[0])
-    by = [first, *(a for a in axes if a != first)]  # the method column first
+    axes = grid_axes(grid)
+    if baseline is None:
+        # the method column first: the algorithm, else the variant (a grid varying both
+        # uses its variants as settings: missing rates, server optimisers)
+        first = next((a for a in ("algorithm.name", "variant") if a in axes), next(iter(axes)))
+    else:  # the axis holding the baseline: power-of-choice is paired with uniform selection
+        first = next(a for a, values in axes.items() if baseline in values)
+    by = [first, *(a for a in axes if a != first)]  # the compared column first
     return make_table(path, by=by, metrics=metrics, baseline=baseline)
+
+
+def grid_axes(grid: str) -> dict[str, list[str]]:
+    """Every axis of a committed grid but the seed, with the values its results.csv holds."""
+    rows = read_csv(DATA / grid / "results.csv")
+    names = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
+    return {a: list(dict.fromkeys(r[a] for r in rows)) for a in names}
 
 
 METHOD_NAMES = {  # algorithm.name -> how the README's headline table names it
@@ -253,16 +267,17 @@ def renderers() -> dict[str, Callable[[], str]]:
         if (DATA / grid / "results.csv").is_file():
             tables[f"{grid}"] = lambda g=grid: grid_table(g)
             tables[f"{grid}-failures"] = lambda g=grid: failure_table(g)
-            variants = {method(r) for r in read_csv(DATA / grid / "results.csv")}
+            values = {v for vs in grid_axes(grid).values() for v in vs}
             for base in BASELINES:
-                if base in variants:
+                if base in values:
                     tables[f"{grid}-paired-{base}"] = lambda g=grid, b=base: grid_table(g, b)
     if (DATA / "paper-av-digits-hard" / "results.csv").is_file():
         tables["paper-av-digits-hard-headline"] = lambda: headline_table(
             "paper-av-digits-hard", "1.0"
         )
-    if (DATA / "tune-agm-av-digits-hard" / "results.csv").is_file():
-        tables["tune-agm-av-digits-hard"] = lambda: grid_table("tune-agm-av-digits-hard")
+    for grid in ("tune-agm-av-digits-hard", "tune-mfeat-hard", "tune-mfeat-hard-extended"):
+        if (DATA / grid / "results.csv").is_file():
+            tables[grid] = lambda g=grid: grid_table(g)
     for grid in ("calibrate-av-digits", "calibrate-av-digits-hard", "calibrate-mfeat"):
         if (DATA / grid / "calibration.csv").is_file():
             tables[grid] = lambda g=grid: calibration_table(DATA / g / "calibration.csv")
@@ -284,13 +299,17 @@ def value(key: str) -> str:
       ``federation.multimodal_ratio`` RATIO (``std:``: its standard deviation);
     - ``diff:GRID:VARIANT:BASE:RATIO:METRIC``: VARIANT minus BASE paired by seed, in
       points, with its 95% interval (``fedcmi table --baseline``); for these two and
-      ``std:``, ``GRID@ALPHA`` keeps the runs at ``federation.alpha`` ALPHA;
+      ``std:``, ``GRID@ALPHA`` keeps the runs at ``federation.alpha`` ALPHA and
+      ``GRID@AXIS=VALUE`` those with AXIS at VALUE; RATIO ``*`` takes every ratio;
     - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
       over its seeds;
     - ``calmax:GRID:FIGURE``: the largest mean of FIGURE over the settings of
       ``data/GRID/calibration.csv``;
     - ``calcell:GRID:SETTING:FIGURE``: FIGURE's mean ± standard error at SETTING, the
-      setting's axis values joined by commas (``fou,mor``; ``-4.0,1.2``).
+      setting's axis values joined by commas (``fou,mor``; ``-4.0,1.2``);
+    - ``tally:GRID:OURS:METRIC[:M1,M2,...]``: over every (method, setting) pair of the
+      grid (or of the listed methods), how often OURS minus the method, paired by seed,
+      is measurably positive and measurably negative (95% interval excluding 0).
     """
     kind, *args = key.split(":")
     if kind in ("trace", "trace-max"):
@@ -313,7 +332,9 @@ def value(key: str) -> str:
         return f"{statistics.fmean(vals):.3f}"
     if kind in ("calmax", "calcell"):
         return calibration_figure(kind, *args)
-    kinds = "trace, trace-max, max, cell, mean, std, diff, val, calmax, calcell"
+    if kind == "tally":
+        return tally(*args)
+    kinds = "trace, trace-max, max, cell, mean, std, diff, val, calmax, calcell, tally"
     raise KeyError(f"value {key!r}: unknown kind {kind!r} ({kinds})")
 
 
@@ -332,19 +353,37 @@ def calibration_figure(kind: str, grid: str, *rest: str) -> str:
     return f"{float(row[figure]):.3f} ± {float(row[figure + '_se']):.3f}"
 
 
-def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
-    grid, _, alpha = grid.partition("@")  # GRID@ALPHA: the rows of that label skew only
+def grid_rows(spec: str) -> list[dict[str, str]]:
+    """The rows of ``GRID``, ``GRID@ALPHA`` (those at ``federation.alpha`` ALPHA) or
+    ``GRID@AXIS=VALUE@...`` (those with every named axis at its value; AXIS may drop
+    its section: ``alpha``, ``variant``)."""
+    grid, *filters = spec.split("@")
     rows = read_csv(DATA / grid / "results.csv")
-    if alpha:
-        rows = [r for r in rows if r["federation.alpha"] == alpha]
+    for item in filters:
+        axis, _, wanted = item.rpartition("=")
+        axis = axis or "alpha"
+        (column,) = [c for c in rows[0] if c == axis or c.endswith(f".{axis}")]
+        rows = [r for r in rows if r[column] == wanted]
+    return rows
+
+
+def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
+    rows = grid_rows(grid)
     ratio, metric = rest[-2], rest[-1]
 
     def of(name: str) -> dict[str, float]:
-        return {
-            r["seed"]: float(r[metric])
-            for r in rows
-            if method(r) == name and r["federation.multimodal_ratio"] == ratio
-        }
+        """METRIC per seed of the runs of ``name``: their method, else (a grid whose
+        variants are settings, not methods) their algorithm, else their client
+        selection; ratio ``*``: any."""
+        mine: list[dict[str, str]] = []
+        for column in ("algorithm.name", "federation.selection"):
+            mine = mine or [r for r in rows if r.get(column) == name]
+        mine = [r for r in rows if method(r) == name] or mine
+        mine = [r for r in mine if ratio == "*" or r["federation.multimodal_ratio"] == ratio]
+        by_seed = {r["seed"]: float(r[metric]) for r in mine}
+        if len(by_seed) != len(mine):
+            raise KeyError(f"{grid}: {name!r} has several runs per seed; filter with @AXIS=VALUE")
+        return by_seed
 
     mine = of(variant)
     if kind == "mean":
@@ -357,6 +396,32 @@ def grid_figure(kind: str, grid: str, variant: str, *rest: str) -> str:
         return f"{100 * diff.mean:+.1f} points"
     low, high = 100 * (diff.mean - diff.half_width), 100 * (diff.mean + diff.half_width)
     return f"{100 * diff.mean:+.1f} points [{low:+.1f}, {high:+.1f}]"
+
+
+def tally(grid: str, ours: str, metric: str, methods: str = "") -> str:
+    rows = grid_rows(grid)
+    axes = [a for a in grid_axes(grid.split("@")[0]) if a != "algorithm.name"]
+
+    def runs(name: str) -> dict[tuple[str, ...], dict[str, float]]:
+        out: dict[tuple[str, ...], dict[str, float]] = {}
+        for r in rows:
+            if r["algorithm.name"] == name:
+                out.setdefault(tuple(r[a] for a in axes), {})[r["seed"]] = float(r[metric])
+        return out
+
+    mine = runs(ours)
+    names = methods.split(",") if methods else [
+        m for m in dict.fromkeys(r["algorithm.name"] for r in rows)
+        if m != ours and not m.startswith("unimodal")
+    ]  # fmt: skip
+    ahead = behind = total = 0
+    for name in names:
+        for setting, theirs in runs(name).items():
+            diff = paired_difference([mine[setting][s] - v for s, v in theirs.items()])
+            total += 1
+            ahead += diff.excludes_zero and diff.mean > 0
+            behind += diff.excludes_zero and diff.mean < 0
+    return f"ahead in {ahead} and behind in {behind} of {total}"
 
 
 def fill(page: str, tables: dict[str, Callable[[], str]], name: str = "page") -> str:
