@@ -6,13 +6,8 @@ import torch
 from fedcmi.config import FaultsConfig
 from fedcmi.core.aggregation import ClientUpdate
 from fedcmi.core.training import ClientData
-from fedcmi.engine.faults import (
-    attack_generator,
-    attack_of,
-    flip_labels,
-    malicious_clients,
-    poison,
-)
+from fedcmi.engine.attacks.label_flip import flip_labels
+from fedcmi.engine.faults import attack_generator, attack_of, malicious_clients, poison
 from fedcmi.engine.runner import run_experiment
 from tests.conftest import synthetic_config
 

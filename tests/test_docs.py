@@ -141,7 +141,36 @@ def test_config_examples_in_the_docs_are_valid_configs():
     assert blocks >= 1
 
 
-EXAMPLES = ["fedavg_ls", "csv_pair", "gru_audio"]
+EXAMPLES = [
+    "fedavg_ls", "csv_pair", "gru_audio", "fedavgm", "unweighted_mean", "free_rider",
+    "size_proportional",
+]  # fmt: skip
+
+# Hand-computed checks of the four extension examples, run after they are registered:
+# FedAvgM (lr 1, beta1 0.9): w 1 -> aggregate 3 gives m 2, w 3; aggregate 4 gives
+# m 0.9 * 2 + 1 = 2.8, w 5.8. The unweighted mean of 1 (1 sample) and 3 (9 samples) is
+# 2 (the weighted mean, 2.8). A free rider sends the global state back.
+EXTENSION_CHECKS = """
+import torch
+from fedcmi.config import FaultsConfig, RobustnessConfig, ServerConfig
+from fedcmi.core.aggregation import ClientUpdate, aggregate
+from fedcmi.core.server_opt import server_step
+from fedcmi.engine.faults import poison
+from fedcmi.registry import SELECTIONS
+cfg = ServerConfig("fedavgm", lr=1.0, beta1=0.9)
+w, m = server_step({"w": torch.tensor([1.0])}, {"w": torch.tensor([3.0])}, {}, cfg, ["w"])
+assert w["w"].item() == 3.0 and m["m.w"].item() == 2.0, (w, m)
+w, m = server_step(w, {"w": torch.tensor([4.0])}, m, cfg, ["w"])
+assert abs(w["w"].item() - 5.8) < 1e-6 and abs(m["m.w"].item() - 2.8) < 1e-6, (w, m)
+ups = [ClientUpdate(0, "av", 1, {"w": torch.tensor([1.0])}),
+       ClientUpdate(1, "av", 9, {"w": torch.tensor([3.0])})]
+rule = RobustnessConfig(rule="unweighted-mean")
+assert aggregate({"w": torch.tensor([0.0])}, ups, lambda k: None, False, rule)["w"].item() == 2.0
+rider = poison(ups[0], {"w": torch.tensor([7.0])}, FaultsConfig(attack="free-rider"), None)
+assert rider.state["w"].item() == 7.0 and rider.num_samples == 1
+chosen = SELECTIONS.get("size-proportional")()
+assert chosen.equal_weights and chosen.draw_weights([1.0, 3.0]) == [1.0, 3.0]
+"""
 
 
 def test_the_worked_examples_train(tmp_path):
@@ -161,6 +190,11 @@ def test_the_worked_examples_train(tmp_path):
         "gru": ["data.per_class=12", "model.encoder_a=gru-audio", "model.options_a.hidden=8",
                 *common],
         "typo": ["algorithm.name=fedavg-ls", "algorithm.epz=0.2"],
+        "extensions": ["data.name=csv-pair", f"data.folder='{tmp_path}'",
+                       "server.optimizer=fedavgm", "server.lr=0.5",
+                       "robustness.rule=unweighted-mean", "faults.malicious_clients=1",
+                       "faults.attack=free-rider", "federation.selection=size-proportional",
+                       *common],
     }  # fmt: skip
     # A fresh interpreter: registering the examples must not leak into other tests.
     script = textwrap.dedent(
@@ -172,6 +206,7 @@ def test_the_worked_examples_train(tmp_path):
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
+        exec({EXTENSION_CHECKS!r})
         from fedcmi.cli import main
         codes = {{}}
         for label, sets in {runs!r}.items():
@@ -185,7 +220,7 @@ def test_the_worked_examples_train(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     codes = json.loads(done.stdout.strip().splitlines()[-1])
-    assert codes == {"csv": 0, "gru": 0, "typo": 2}
+    assert codes == {"csv": 0, "gru": 0, "typo": 2, "extensions": 0}
     assert "unknown key 'algorithm.epz' (did you mean 'eps'?)" in done.stderr
     for label in ("csv", "gru"):
         summary = json.loads((tmp_path / label / "summary.json").read_text())

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from fedcmi.config import RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, aggregate, coordinate_median, trimmed_mean
 from fedcmi.engine.faults import validate_update
 from fedcmi.engine.rounds import RoundFailedError
@@ -31,7 +32,7 @@ def test_robust_rules_resist_one_outlier():
         ClientUpdate(i, "av", 10, {k: t(v, v) for k in g}) for i, v in enumerate((1.0, 1.2, 1e6))
     ]
     mean = aggregate(g, ups, side_of, True)["fusion.w"]
-    median = aggregate(g, ups, side_of, True, rule="median")["fusion.w"]
+    median = aggregate(g, ups, side_of, True, RobustnessConfig(rule="median"))["fusion.w"]
     assert float(mean[0]) > 1e5 and median.tolist() == pytest.approx([1.2, 1.2])
 
 
@@ -40,7 +41,7 @@ def test_update_norm_clipping_per_side():
     up = ClientUpdate(
         0, "av", 1, {"enc_a.w": t(3.0, 4.0), "enc_v.w": t(0.3, 0.4), "fusion.w": t(2.0)}
     )
-    new = aggregate(g, [up], side_of, True, clip_norm=1.0)
+    new = aggregate(g, [up], side_of, True, RobustnessConfig(clip_norm=1.0))
     assert new["enc_a.w"].tolist() == pytest.approx([0.6, 0.8])  # norm 5 scaled to 1
     assert new["enc_v.w"].tolist() == pytest.approx([0.3, 0.4])  # norm 0.5: untouched
     assert new["fusion.w"].tolist() == pytest.approx([1.0])

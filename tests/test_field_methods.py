@@ -19,8 +19,8 @@ from fedcmi.data import load_dataset
 from fedcmi.engine.checkpoint import load_checkpoint
 from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
-from fedcmi.engine.rounds import power_of_choice
 from fedcmi.engine.runner import run_experiment
+from fedcmi.engine.selection.power_of_choice import power_of_choice
 from tests.conftest import synthetic_config
 
 # --- SCAFFOLD ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ shows the range beside the type.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,20 @@ class Range:
             return f"{'<' if self.high_open else '<='} {self.high:g}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
         return f"a value in {left}{self.low:g}, {self.high:g}{right}"
+
+
+@dataclass(frozen=True, eq=False)
+class OneOf:
+    """A name one of the registries of :mod:`fedcmi.registry` knows (``server.optimizer``,
+    ``robustness.rule``, ...); the error lists the registered names."""
+
+    registry: Any  # a fedcmi.registry.Registry (this module imports nothing of the project)
+
+    def admits(self, value: Any) -> bool:
+        return value in self.registry
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(map(repr, self.registry.names()))}{self.registry.failures()}"
 
 
 NonNegative = Annotated[float, Range(low=0.0)]

@@ -21,13 +21,21 @@ from fedcmi.bounds import (
     Fraction,
     NonNegative,
     NonNegativeInt,
+    OneOf,
     Positive,
     PositiveInt,
     Probability,
     Range,
 )
 from fedcmi.errors import InputError
-from fedcmi.registry import ALGORITHMS, DATASETS
+from fedcmi.registry import (
+    AGGREGATION_RULES,
+    ALGORITHMS,
+    ATTACKS,
+    DATASETS,
+    SELECTIONS,
+    SERVER_OPTIMIZERS,
+)
 
 try:
     import tomllib
@@ -57,7 +65,7 @@ class FederationConfig:
     min_client_size: PositiveInt = 10
     """The Dirichlet split is redrawn until every client holds at least this many
     samples."""
-    selection: Literal["uniform", "power-of-choice"] = "uniform"
+    selection: Annotated[str, OneOf(SELECTIONS)] = "uniform"
     """``"uniform"``: ``clients_per_round`` clients drawn uniformly without replacement.
     ``"power-of-choice"`` (Cho et al. 2022): ``candidates`` clients drawn with probability
     proportional to their sample count; the ``clients_per_round`` of them with the highest
@@ -85,7 +93,7 @@ class ServerConfig:
     fedcmi.core.server_opt).
     """
 
-    optimizer: Literal["sgd", "adam", "yogi", "adagrad"] = "sgd"
+    optimizer: Annotated[str, OneOf(SERVER_OPTIMIZERS)] = "sgd"
     """``"sgd"`` (theta + lr Delta), or FedAdam, FedYogi, FedAdagrad."""
     lr: Positive = 1.0
     """Server learning rate (also SCAFFOLD's global step size)."""
@@ -203,7 +211,7 @@ class RobustnessConfig:
     """Accepted updates needed to complete a round."""
     max_round_retries: NonNegativeInt = 2
     """A round short of ``min_clients`` is retried this often, then the run fails."""
-    rule: Literal["mean", "median", "trimmed-mean"] = "mean"
+    rule: Annotated[str, OneOf(AGGREGATION_RULES)] = "mean"
     """Per modality side: ``"mean"`` (sample-weighted, FedCMI's rule), coordinate-wise
     ``"median"``, or ``"trimmed-mean"`` (drops ``trim_fraction`` of the values at each
     end)."""
@@ -231,7 +239,7 @@ class FaultsConfig:
     """A fixed, seeded set of this many clients that attack in every round they take
     part in (see fedcmi.engine.faults.poison); finite attacks, which update validation
     cannot catch."""
-    attack: Literal["sign-flip", "scale", "noise", "label-flip"] = "sign-flip"
+    attack: Annotated[str, OneOf(ATTACKS)] = "sign-flip"
     """What a malicious client sends."""
     attack_factor: float = 4.0
     """Sign-flip sends g - f (theta - g), scale sends g + f (theta - g), for global g and
@@ -341,10 +349,11 @@ def check_ranges(obj: Any, prefix: str) -> None:
                 _check(bound.admits(value), key, value, str(bound))
 
 
-def declared_ranges(hint: Any) -> list[Range]:
-    """The ranges an annotation declares, also inside ``X | None``."""
+def declared_ranges(hint: Any) -> list[Range | OneOf]:
+    """The ranges (and registered names) an annotation declares, also inside
+    ``X | None``."""
     if typing.get_origin(hint) is Annotated:
-        return [b for b in hint.__metadata__ if isinstance(b, Range)]
+        return [b for b in hint.__metadata__ if isinstance(b, (Range, OneOf))]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return [r for arg in typing.get_args(hint) for r in declared_ranges(arg)]
     return []

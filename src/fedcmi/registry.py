@@ -1,5 +1,6 @@
 """The extension points: one name -> object registry each for algorithms, datasets,
-encoders and dataset preparers.
+encoders, dataset preparers, server optimisers, aggregation rules, attacks and client
+selection rules.
 
 A new entry is one module in the registry's package with a
 ``@REGISTRY.register("name")`` decorator (or a ``REGISTRY.register("name")(obj)`` call);
@@ -32,6 +33,7 @@ class Registry(Generic[T]):
         self.package = package
         self._items: dict[str, T] = {}
         self._discovered = package is None
+        self._broken: dict[str, str] = {}  # module -> why it did not import
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -48,7 +50,11 @@ class Registry(Generic[T]):
         self._discovered = True  # set first: the imported modules may look names up
         package = importlib.import_module(self.package)
         for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{self.package}.{info.name}")
+            module = f"{self.package}.{info.name}"
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - one broken module must not hide the others
+                self._broken[module] = f"{type(exc).__name__}: {exc}"
 
     def get(self, name: str) -> T:
         self._discover()
@@ -56,13 +62,20 @@ class Registry(Generic[T]):
             hint = difflib.get_close_matches(name, self._items, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise KeyError(
-                f"unknown {self.kind} {name!r}{extra}; registered: {', '.join(sorted(self._items))}"
+                f"unknown {self.kind} {name!r}{extra}; registered: "
+                f"{', '.join(sorted(self._items))}{self.failures()}"
             )
         return self._items[name]
 
     def names(self) -> list[str]:
         self._discover()
         return sorted(self._items)
+
+    def failures(self) -> str:
+        """``; MODULE failed to import (why)`` for each module of the package that did
+        not import (empty when all did): an unknown name may live in one of them."""
+        self._discover()
+        return "".join(f"; {m} failed to import ({why})" for m, why in self._broken.items())
 
     def __contains__(self, name: object) -> bool:
         self._discover()
@@ -80,3 +93,11 @@ DATASETS: Registry[Any] = Registry("dataset", "fedcmi.data")
 ENCODERS: Registry[Callable[..., Any]] = Registry("encoder", "fedcmi.models")
 # Preparers of the paper's datasets (fedcmi.data.prepare.cache.Preparer).
 PREPARERS: Registry[Any] = Registry("preparer", "fedcmi.data.prepare")
+# Server optimisers, the step on the aggregate (fedcmi.core.server_opt.ServerOptimizer).
+SERVER_OPTIMIZERS: Registry[Any] = Registry("server optimiser", "fedcmi.core.server_optimizers")
+# Aggregation rules, per modality side (fedcmi.core.aggregation.AggregationRule).
+AGGREGATION_RULES: Registry[Any] = Registry("aggregation rule", "fedcmi.core.aggregation_rules")
+# Attacks of malicious clients (fedcmi.engine.faults.Attack).
+ATTACKS: Registry[Any] = Registry("attack", "fedcmi.engine.attacks")
+# Client selection rules (fedcmi.engine.federation.Selection).
+SELECTIONS: Registry[Any] = Registry("client selection", "fedcmi.engine.selection")

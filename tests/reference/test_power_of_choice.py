@@ -17,7 +17,8 @@ import torch
 
 from fedcmi.algorithms import build_algorithm
 from fedcmi.core.aggregation import ClientUpdate, ServerMemory
-from fedcmi.engine.rounds import Outcome, RoundResult, aggregate_round, power_of_choice
+from fedcmi.engine.rounds import Outcome, RoundResult, aggregate_round
+from fedcmi.engine.selection.power_of_choice import power_of_choice
 from tests.conftest import synthetic_config
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from fedcmi.config import ModelConfig
+from fedcmi.config import ModelConfig, RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, State, aggregate
 from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import ClientData, RoundContext
@@ -76,16 +76,12 @@ class Algorithm:
         raise NotImplementedError
 
     def aggregate(
-        self, global_state: State, updates: Sequence[ClientUpdate], robustness: Any = None
+        self,
+        global_state: State,
+        updates: Sequence[ClientUpdate],
+        robustness: RobustnessConfig | None = None,
     ) -> State:
-        options = {}
-        if robustness is not None:
-            options = {
-                "rule": robustness.rule,
-                "trim_fraction": robustness.trim_fraction,
-                "clip_norm": robustness.clip_norm,
-            }
-        return aggregate(global_state, updates, side_of, self.modality_aware, **options)
+        return aggregate(global_state, updates, side_of, self.modality_aware, robustness)
 
 
 def global_parameters(model: nn.Module, global_state: State) -> list[Tensor]:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from fedcmi.config import RobustnessConfig
+from fedcmi.registry import AGGREGATION_RULES
+
 State = dict[str, Tensor]
 
 
@@ -95,14 +98,27 @@ def clip_updates(
     return clipped
 
 
+class AggregationRule:
+    """One ``robustness.rule``: how the clients' values of one state entry combine.
+
+    An entry is a subclass registered with ``@AGGREGATION_RULES.register("name")`` in a
+    module of :mod:`fedcmi.core.aggregation_rules`; :func:`aggregate` calls it per state
+    entry with the entry's floating-point values from the clients that hold it (per
+    modality side under modality-aware aggregation) and their sample counts.
+    """
+
+    def combine(
+        self, tensors: Sequence[Tensor], weights: Sequence[float], options: RobustnessConfig
+    ) -> Tensor:
+        raise NotImplementedError
+
+
 def aggregate(
     global_state: State,
     updates: Sequence[ClientUpdate],
     side_of: Callable[[str], str | None],
     modality_aware: bool,
-    rule: str = "mean",
-    trim_fraction: float = 0.1,
-    clip_norm: float | None = None,
+    robustness: RobustnessConfig | None = None,
 ) -> State:
     """Sample-weighted average of client states, per state-dict key.
 
@@ -112,14 +128,17 @@ def aggregate(
     Without it (FedAvg), every key is averaged over every client. Integer buffers such
     as BatchNorm's ``num_batches_tracked`` are taken from the first contributor.
 
-    Robust options (``[robustness]``): ``rule = "median"`` or ``"trimmed-mean"`` replace
-    the weighted mean coordinate-wise (unweighted: a client's sample count is
-    unverifiable), and ``clip_norm`` first shrinks each client's update per side.
+    ``robustness`` (``[robustness]``): ``rule`` names the registered rule that combines
+    the values (``"mean"``: the sample-weighted mean; ``"median"`` and
+    ``"trimmed-mean"`` are unweighted, since a client's sample count is unverifiable),
+    and ``clip_norm`` first shrinks each client's update per side.
     """
     if not updates:
         raise ValueError("aggregate needs at least one client update")
-    if clip_norm is not None:
-        updates = clip_updates(global_state, updates, side_of, clip_norm)
+    options = robustness or RobustnessConfig()
+    rule: AggregationRule = AGGREGATION_RULES.get(options.rule)()
+    if options.clip_norm is not None:
+        updates = clip_updates(global_state, updates, side_of, options.clip_norm)
     new_state: State = {}
     for key, global_value in global_state.items():
         side = side_of(key)
@@ -130,12 +149,10 @@ def aggregate(
             new_state[key] = global_value.clone()
         elif not torch.is_floating_point(global_value):
             new_state[key] = contributors[0].state[key].clone()
-        elif rule == "median":
-            new_state[key] = coordinate_median([u.state[key] for u in contributors])
-        elif rule == "trimmed-mean":
-            new_state[key] = trimmed_mean([u.state[key] for u in contributors], trim_fraction)
         else:
-            new_state[key] = weighted_mean(
-                [u.state[key] for u in contributors], [u.num_samples for u in contributors]
+            new_state[key] = rule.combine(
+                [u.state[key] for u in contributors],
+                [u.num_samples for u in contributors],
+                options,
             )
     return new_state

@@ -26,25 +26,63 @@ import torch
 from torch import Tensor
 
 from fedcmi.config import ServerConfig
+from fedcmi.registry import SERVER_OPTIMIZERS
 
 State = dict[str, Tensor]
 
 
+class ServerOptimizer:
+    """One ``server.optimizer``: the step on one parameter from its pseudo-gradient.
+
+    An entry is a subclass registered with ``@SERVER_OPTIMIZERS.register("name")`` in a
+    module of :mod:`fedcmi.core.server_optimizers`; the registered name is the value of
+    ``server.optimizer``.
+    """
+
+    moment_names: tuple[str, ...] = ()  # what it keeps per parameter across rounds
+
+    def is_identity(self, cfg: ServerConfig) -> bool:
+        """Whether the step leaves the aggregate as it is (then no step is taken)."""
+        return False
+
+    def step(
+        self, delta: Tensor, moments: dict[str, Tensor], cfg: ServerConfig
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The change to one parameter (float64) from its pseudo-gradient Delta (float64)
+        and its moments of the last round (name -> tensor; empty before the first step),
+        and the moments to keep."""
+        raise NotImplementedError
+
+
+class AdaptiveOptimizer(ServerOptimizer):
+    """FedOpt's adaptive step: m <- beta1 m + (1 - beta1) Delta, v from
+    :meth:`second_moment` (v starts at tau^2), theta <- theta + lr m / (sqrt(v) + tau)."""
+
+    moment_names = ("m", "v")
+
+    def second_moment(self, v: Tensor, delta: Tensor, beta2: float) -> Tensor:
+        raise NotImplementedError
+
+    def step(
+        self, delta: Tensor, moments: dict[str, Tensor], cfg: ServerConfig
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        m = (1.0 - cfg.beta1) * delta
+        if "m" in moments:
+            m = m + cfg.beta1 * moments["m"].double()
+        v_start = (
+            torch.full_like(delta, cfg.tau**2) if "v" not in moments else moments["v"].double()
+        )
+        v = self.second_moment(v_start, delta, cfg.beta2)
+        return cfg.lr * m / (v.sqrt() + cfg.tau), {"m": m, "v": v}
+
+
+def optimizer_of(cfg: ServerConfig) -> ServerOptimizer:
+    return SERVER_OPTIMIZERS.get(cfg.optimizer)()
+
+
 def is_plain_average(cfg: ServerConfig) -> bool:
     """Whether the server step leaves the aggregate unchanged (sgd with lr = 1)."""
-    return cfg.optimizer == "sgd" and cfg.lr == 1.0
-
-
-def second_moment(kind: str, v: Tensor, delta: Tensor, beta2: float) -> Tensor:
-    """v_t of FedAdagrad, FedAdam or FedYogi from v_{t-1} and the pseudo-gradient."""
-    sq = delta * delta
-    if kind == "adagrad":
-        return v + sq
-    if kind == "adam":
-        return beta2 * v + (1.0 - beta2) * sq
-    if kind == "yogi":
-        return v - (1.0 - beta2) * sq * torch.sign(v - sq)
-    raise ValueError(f"server.optimizer = {kind!r}: no second moment")
+    return optimizer_of(cfg).is_identity(cfg)
 
 
 def server_step(
@@ -54,26 +92,19 @@ def server_step(
     cfg: ServerConfig,
     keys: Iterable[str],
 ) -> tuple[State, State]:
-    """The new global state and optimizer moments (``m.<key>``, ``v.<key>``) after one
-    server step on ``keys``; other keys take the aggregate."""
-    if is_plain_average(cfg):
+    """The new global state and optimizer moments (``<name>.<key>``: ``m.<key>``,
+    ``v.<key>``) after one server step on ``keys``; other keys take the aggregate."""
+    optimizer = optimizer_of(cfg)
+    if optimizer.is_identity(cfg):
         return aggregate, moments
     new_state, new_moments = dict(aggregate), dict(moments)
     for key in keys:
         x = global_state[key].double()
         delta = aggregate[key].double() - x
-        if cfg.optimizer == "sgd":
-            step = cfg.lr * delta
-        else:
-            m_prev = moments.get(f"m.{key}")
-            v_prev = moments.get(f"v.{key}")
-            m = (1.0 - cfg.beta1) * delta
-            if m_prev is not None:
-                m = m + cfg.beta1 * m_prev.double()
-            v_start = torch.full_like(x, cfg.tau**2) if v_prev is None else v_prev.double()
-            v = second_moment(cfg.optimizer, v_start, delta, cfg.beta2)
-            step = cfg.lr * m / (v.sqrt() + cfg.tau)
-            dtype = global_state[key].dtype
-            new_moments[f"m.{key}"], new_moments[f"v.{key}"] = m.to(dtype), v.to(dtype)
-        new_state[key] = (x + step).to(global_state[key].dtype)
+        dtype = global_state[key].dtype
+        kept = {n: moments[f"{n}.{key}"] for n in optimizer.moment_names if f"{n}.{key}" in moments}
+        step, kept = optimizer.step(delta, kept, cfg)
+        for name, value in kept.items():
+            new_moments[f"{name}.{key}"] = value.to(dtype)
+        new_state[key] = (x + step).to(dtype)
     return new_state, new_moments

@@ -25,7 +25,6 @@ from fedcmi.core.phases import PhaseLog
 from fedcmi.core.training import ClientData, rows
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
-from fedcmi.engine.faults import flip_labels as flipped
 from fedcmi.engine.federation import Federation, Missing
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
 from fedcmi.engine.run_folder import RoundRecord
@@ -265,10 +264,10 @@ class EmbeddedEngine:
         streams); outcomes in schedule order."""
 
         def one(cid: int, trainer: ClientTrainer) -> Outcome:
-            def local(flip_labels: bool) -> tuple[ClientUpdate, dict[str, Any]]:
-                client = self.clients[cid]
-                if flip_labels:
-                    client = flipped(client, trainer.num_classes)
+            def local(
+                data: Callable[[ClientData, int], ClientData],
+            ) -> tuple[ClientUpdate, dict[str, Any]]:
+                client = data(self.clients[cid], trainer.num_classes)
                 return trainer.train(
                     client, self.global_state, round_idx, self.phase_log, train, memory=self.memory
                 )

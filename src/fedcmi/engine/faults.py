@@ -11,6 +11,7 @@ import torch
 from fedcmi.config import Config, FaultsConfig
 from fedcmi.core.aggregation import ClientUpdate, State
 from fedcmi.core.training import ClientData
+from fedcmi.registry import ATTACKS
 
 
 class InjectedFault(RuntimeError):
@@ -77,47 +78,64 @@ def malicious_clients(cfg: Config) -> frozenset[int]:
     return frozenset(int(c) for c in order[:k])
 
 
+class Attack:
+    """One ``faults.attack``: what a malicious client does to its training data, to the
+    update it sends, or both.
+
+    An entry is a subclass registered with ``@ATTACKS.register("name")`` in a module of
+    :mod:`fedcmi.engine.attacks`; both engines call it through
+    :func:`fedcmi.engine.rounds.train_client`.
+    """
+
+    def poison_data(self, client: ClientData, num_classes: int) -> ClientData:
+        """The data the client trains on (its own, for an attack on the update)."""
+        return client
+
+    def poison_update(
+        self,
+        update: ClientUpdate,
+        global_state: State,
+        faults: FaultsConfig,
+        generator: torch.Generator | None,
+    ) -> ClientUpdate:
+        """What the client sends instead of its honest update ``update`` (g: the global
+        state; ``generator``: the attack's own seeded randomness)."""
+        return update
+
+
 def attack_of(cfg: Config, cid: int) -> str | None:
     """The attack client ``cid`` mounts, or None for an honest client."""
     return cfg.faults.attack if cid in malicious_clients(cfg) else None
 
 
-def flip_labels(client: ClientData, num_classes: int) -> ClientData:
-    """Label flipping: every local label y becomes C - 1 - y."""
-    return replace(client, y=num_classes - 1 - client.y)
+def attack_for(cfg: Config, cid: int) -> Attack | None:
+    """The registered attack of client ``cid``, or None for an honest client."""
+    name = attack_of(cfg, cid)
+    return None if name is None else ATTACKS.get(name)()
 
 
 def poison(
     update: ClientUpdate,
     global_state: State,
     faults: FaultsConfig,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
 ) -> ClientUpdate:
-    """A malicious client's update from its honest one, theta (g: the global state).
+    """The update a ``faults.attack`` client sends instead of its honest one."""
+    attack: Attack = ATTACKS.get(faults.attack)()
+    return attack.poison_update(update, global_state, faults, generator)
 
-    - ``sign-flip``: g - f (theta - g), f = ``attack_factor``;
-    - ``scale``: g + f (theta - g);
-    - ``noise``: theta + eps, eps Gaussian with ||eps||_2 = ``attack_norm`` over all
-      floating-point entries.
 
-    Integer entries (BatchNorm's batch counter) are sent as they are. ``label-flip``
-    changes training, not the update (see :func:`flip_labels`).
-    """
-    keys = [k for k, v in update.state.items() if torch.is_floating_point(v)]
+def float_keys(update: ClientUpdate) -> list[str]:
+    """The floating-point entries of an update (an attack leaves integer buffers, such as
+    BatchNorm's batch counter, as they are)."""
+    return [k for k, v in update.state.items() if torch.is_floating_point(v)]
+
+
+def scaled_update(update: ClientUpdate, global_state: State, factor: float) -> ClientUpdate:
+    """g + factor (theta - g) on every floating-point entry."""
     state = dict(update.state)
-    f = faults.attack_factor
-    if faults.attack in ("sign-flip", "scale"):
-        sign = -1.0 if faults.attack == "sign-flip" else 1.0
-        for k in keys:
-            state[k] = global_state[k] + sign * f * (state[k] - global_state[k])
-    elif faults.attack == "noise":
-        noise = {
-            k: torch.randn(state[k].shape, generator=generator, dtype=torch.float64) for k in keys
-        }
-        norm = torch.sqrt(torch.stack([(n**2).sum() for n in noise.values()]).sum())
-        for k in keys:
-            scaled = noise[k] * (faults.attack_norm / norm)
-            state[k] = state[k] + scaled.to(state[k].device, state[k].dtype)
+    for k in float_keys(update):
+        state[k] = global_state[k] + factor * (state[k] - global_state[k])
     return replace(update, state=state)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from fedcmi.config import FederationConfig
 from fedcmi.errors import InputError
+from fedcmi.registry import SELECTIONS
 
 MAX_PARTITION_TRIES = 10_000
 
@@ -44,7 +45,7 @@ class Federation:
     client_indices: list[np.ndarray]  # indices into the training split
     modalities: list[str]  # "av", "a" or "v" per client
     # Clients drawn in each round: the participants (uniform selection) or the candidates
-    # (power-of-choice; the round keeps those with the highest local loss).
+    # a selection rule chooses from (power-of-choice keeps those with the highest loss).
     schedule: list[list[int]]
     missing: dict[int, Missing] = field(default_factory=dict)  # multimodal clients only
     missing_rates: tuple[float, float] = (0.0, 0.0)
@@ -152,11 +153,35 @@ def sample_schedule(
     ]
 
 
-def num_candidates(cfg: FederationConfig) -> int:
-    """Power-of-choice's candidate count d (default min(2 K, N))."""
-    if cfg.candidates is not None:
-        return cfg.candidates
-    return min(2 * cfg.clients_per_round, cfg.num_clients)
+class Selection:
+    """One ``federation.selection``: which clients take part in a round.
+
+    The seeded schedule draws :meth:`draw_count` clients per round, without replacement,
+    with probabilities from :meth:`draw_weights` (uniform when None); in the round,
+    :meth:`choose` keeps some of them, reading their local losses of the global model
+    when :attr:`needs_losses`. With :attr:`equal_weights` the aggregate averages the
+    chosen updates equally instead of by sample count. An entry is a subclass registered
+    with ``@SELECTIONS.register("name")`` in a module of :mod:`fedcmi.engine.selection`.
+    The base class is uniform sampling.
+    """
+
+    needs_losses = False
+    equal_weights = False
+
+    def draw_count(self, cfg: FederationConfig) -> int:
+        return cfg.clients_per_round
+
+    def draw_weights(self, sizes: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def choose(
+        self, drawn: list[int], losses: list[float] | None, cfg: FederationConfig
+    ) -> list[int]:
+        return drawn
+
+
+def selection_of(cfg: FederationConfig) -> Selection:
+    return SELECTIONS.get(cfg.selection)()
 
 
 def draw_missing(
@@ -186,11 +211,11 @@ def build_federation(
     )
     indices = dirichlet_partition(labels, cfg.num_clients, cfg.alpha, cfg.min_client_size, part_rng)
     modalities = assign_modalities(cfg.num_clients, cfg.multimodal_ratio, mod_rng)
-    if cfg.selection == "power-of-choice":
-        sizes = np.array([len(i) for i in indices], dtype=np.float64)
-        schedule = sample_schedule(cfg.num_clients, num_candidates(cfg), rounds, sched_rng, sizes)
-    else:
-        schedule = sample_schedule(cfg.num_clients, cfg.clients_per_round, rounds, sched_rng)
+    selection = selection_of(cfg)
+    weights = selection.draw_weights(np.array([len(i) for i in indices], dtype=np.float64))
+    schedule = sample_schedule(
+        cfg.num_clients, selection.draw_count(cfg), rounds, sched_rng, weights
+    )
     rates = (cfg.missing_rate_a, cfg.missing_rate_v)
     missing = draw_missing(indices, modalities, rates, missing_rng) if any(rates) else {}
     return Federation(indices, modalities, schedule, missing, rates)

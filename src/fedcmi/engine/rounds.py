@@ -28,16 +28,17 @@ from fedcmi.config import Config, RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.core.server_opt import server_step
+from fedcmi.core.training import ClientData
 from fedcmi.engine.faults import (
+    Attack,
     InjectedFault,
+    attack_for,
     attack_generator,
-    attack_of,
     corrupt,
     draw_faults,
-    poison,
     validate_update,
 )
-from fedcmi.engine.federation import Federation
+from fedcmi.engine.federation import Federation, selection_of
 from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import lr_at
 from fedcmi.errors import RunFailure
@@ -78,8 +79,9 @@ class Outcome:
         return {"cid": self.cid, "attempt": self.attempt, "reason": self.reason}
 
 
-# Local training of one client; the flag asks for flipped labels (a label-flipping attacker).
-Train = Callable[[bool], tuple[ClientUpdate, dict[str, Any]]]
+# Local training of one client on its data as the given function returns it (an
+# attacker's poisoned data; the data as it is for an honest client).
+Train = Callable[[Callable[[ClientData, int], ClientData]], tuple[ClientUpdate, dict[str, Any]]]
 
 
 def train_client(
@@ -92,7 +94,7 @@ def train_client(
     sleep_when_slow: bool = False,
 ) -> ClientResult:
     """One client attempt: seeded fault draw, local training (``train``), a malicious
-    client's attack (:func:`fedcmi.engine.faults.poison`), injected corruption.
+    client's attack (:class:`fedcmi.engine.faults.Attack`), injected corruption.
 
     Raises :class:`~fedcmi.engine.faults.InjectedFault` for an injected crash. An
     injected slowness is reported in the result; with ``sleep_when_slow`` (a real
@@ -104,13 +106,12 @@ def train_client(
     timeout = cfg.robustness.client_timeout
     if draw.slow and sleep_when_slow and timeout is not None:
         time.sleep(timeout + 1.0)
-    attack = attack_of(cfg, cid)
+    attack = attack_for(cfg, cid) or Attack()  # the base class: an honest client
     started = time.perf_counter()
-    update, logs = train(attack == "label-flip")
+    update, logs = train(attack.poison_data)
     seconds = time.perf_counter() - started
-    if attack in ("sign-flip", "scale", "noise"):
-        generator = attack_generator(cfg.seed, round_idx, cid, attempt)
-        update = poison(update, global_state, cfg.faults, generator)
+    generator = attack_generator(cfg.seed, round_idx, cid, attempt)
+    update = attack.poison_update(update, global_state, cfg.faults, generator)
     return ClientResult(corrupt(update, draw), logs, seconds, draw.slow)
 
 
@@ -204,24 +205,15 @@ def participants(algorithm: Algorithm, federation: Federation, round_idx: int) -
     ]
 
 
-# Local losses of the global model on the given clients (power-of-choice's query).
+# Local losses of the global model on the given clients (what power-of-choice asks).
 LocalLosses = Callable[[list[int]], list[float]]
 
 
-def power_of_choice(candidates: Sequence[int], losses: Sequence[float], k: int) -> list[int]:
-    """The ``k`` candidates with the highest local loss (ties: lower client id first),
-    in client-id order (Cho, Wang, Joshi, "Towards Understanding Biased Client Selection
-    in Federated Learning", AISTATS 2022: pow-d)."""
-    ranked = sorted(zip(candidates, losses), key=lambda pair: (-pair[1], pair[0]))
-    return sorted(cid for cid, _ in ranked[:k])
-
-
 def aggregation_weights(updates: list[ClientUpdate], cfg: Config) -> list[ClientUpdate]:
-    """The updates as the aggregate weighs them: by sample count, except under
-    power-of-choice, whose clients were already drawn in proportion to their size and
-    are averaged equally (Cho et al. 2022, the pow-d update), so size does not count
-    twice."""
-    if cfg.federation.selection != "power-of-choice":
+    """The updates as the aggregate weighs them: by sample count, or equally under a
+    selection rule that already drew its clients in proportion to their size
+    (power-of-choice: Cho et al. 2022's pow-d update), so size does not count twice."""
+    if not selection_of(cfg.federation).equal_weights:
         return updates
     return [dataclasses.replace(u, num_samples=1) for u in updates]
 
@@ -233,14 +225,19 @@ def select_clients(
     round_idx: int,
     local_losses: LocalLosses | None,
 ) -> tuple[list[int], dict[str, float] | None]:
-    """The round's participants and, under power-of-choice, every candidate's loss."""
+    """The round's participants and, under a rule that reads them (power-of-choice),
+    every drawn client's loss."""
     drawn = participants(algorithm, federation, round_idx)
-    if cfg.federation.selection != "power-of-choice":
-        return drawn, None
+    selection = selection_of(cfg.federation)
+    if not selection.needs_losses:
+        return selection.choose(drawn, None, cfg.federation), None
     if local_losses is None:
-        raise RunFailure("power-of-choice selection needs the candidates' local losses")
+        raise RunFailure(
+            f"federation.selection = {cfg.federation.selection!r} needs the drawn clients' "
+            "local losses"
+        )
     losses = local_losses(drawn) if drawn else []
-    chosen = power_of_choice(drawn, losses, cfg.federation.clients_per_round)
+    chosen = selection.choose(drawn, losses, cfg.federation)
     return chosen, {str(cid): round(loss, 6) for cid, loss in zip(drawn, losses)}
 
 

@@ -25,7 +25,6 @@ from fedcmi.core.aggregation import ClientUpdate, ServerMemory
 from fedcmi.core.training import ClientData
 from fedcmi.engine.embedded import federation_client
 from fedcmi.engine.evaluation import Evaluator
-from fedcmi.engine.faults import flip_labels
 from fedcmi.engine.rounds import train_client
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary, to_device
 from fedcmi.errors import InputError, RunFailure
@@ -93,9 +92,12 @@ def train(msg: Message, context: Context) -> Message:
     )
     attempt = int(scalar(config, "attempt", 0))
 
-    def local(flip: bool) -> tuple[ClientUpdate, dict[str, Any]]:
-        data = flip_labels(client, ws.trainer.num_classes) if flip else client
-        return ws.trainer.train(data, global_state, round_idx, memory=memory)
+    def local(
+        data: Callable[[ClientData, int], ClientData],
+    ) -> tuple[ClientUpdate, dict[str, Any]]:
+        return ws.trainer.train(
+            data(client, ws.trainer.num_classes), global_state, round_idx, memory=memory
+        )
 
     result = train_client(
         ws.cfg, pid, round_idx, attempt, local, global_state, sleep_when_slow=True

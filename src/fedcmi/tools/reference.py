@@ -19,7 +19,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from fedcmi.bounds import Range
+from fedcmi.bounds import OneOf, Range
 from fedcmi.config import DEFAULT_NAMES, Config, NamedConfig
 from fedcmi.registry import ALGORITHMS, DATASETS, ENCODERS
 
@@ -80,6 +80,9 @@ def _type_name(hint: Any) -> str:
     """A type for a Markdown table cell: Literal choices and unions as separate code
     spans (a pipe inside a code span would not render)."""
     if typing.get_origin(hint) is typing.Annotated:
+        names = [n for b in hint.__metadata__ if isinstance(b, OneOf) for n in b.registry.names()]
+        if names:  # a registered name: its current entries, as a Literal shows its choices
+            return " \\| ".join(f'`"{n}"`' for n in names)
         ranges = [
             str(b).removeprefix("a value ") for b in hint.__metadata__ if isinstance(b, Range)
         ]

@@ -1,0 +1,1 @@
+"""The ``server.optimizer`` entries, one module each (see :mod:`fedcmi.core.server_opt`)."""
