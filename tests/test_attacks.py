@@ -46,6 +46,7 @@ def test_the_malicious_set_is_fixed_by_the_seed():
     assert malicious_clients(synthetic_config()) == frozenset()
 
 
+@pytest.mark.slow
 def test_a_scaling_attacker_breaks_the_mean_and_the_median_resists(tmp_path):
     common = [
         "federation.num_clients=5",

@@ -33,6 +33,7 @@ def test_reference_loop_and_engine_give_identical_client_states():
     assert seconds["forward"] > 0 and seconds["backward"] > 0 and seconds["step"] > 0
 
 
+@pytest.mark.slow
 def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
     cfg = synthetic_config("algorithm.warmup_rounds=1")
     work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))

@@ -19,6 +19,7 @@ from fedcmi.tools.calibrate import (
 from tests.conftest import synthetic_config
 
 
+@pytest.mark.slow
 def test_calibration_figures_describe_the_setting():
     # a carries the label, v is pure noise: v is the weak modality, alone at chance
     cfg = synthetic_config("data.signal_a=4.0", "data.signal_v=0.0")
@@ -105,6 +106,7 @@ def test_regime_thresholds():
     assert regime_failures(two) == ["2 seeds < 3"]
 
 
+@pytest.mark.slow
 def test_cli_writes_exactly_the_calibration_keys(tmp_path, capsys):
     out = tmp_path / "cal.json"
     args = ["calibrate", "--config", "mfeat-fedavg", "--epochs", "1", "--json", str(out)]
@@ -118,6 +120,7 @@ def test_cli_writes_exactly_the_calibration_keys(tmp_path, capsys):
     assert main(["calibrate", "--config", "mfeat-fedavg", "--epochs", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_cli_calibrates_a_grid_and_resumes(tmp_path, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text(

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,7 @@ def test_run_on_synthetic_writes_the_run_folder(tmp_path, capsys):
     assert "mean of last 2" in out and "best val (round" in out and "probe_a" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_run_on_small_av_digits(tmp_path):
     out = tmp_path / "run"
@@ -79,6 +82,16 @@ def test_every_preset_is_valid(preset):
 def test_configs_lists_presets(capsys):
     assert main(["configs"]) == 0
     assert "av-digits-fedcmi" in capsys.readouterr().out
+
+
+def test_configs_does_not_import_torch():
+    # A fresh interpreter: the listing reads the preset files, not the registries.
+    script = (
+        "import sys; from fedcmi.cli import main; main(['configs']); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_data_info_for_synthetic(capsys):

@@ -173,6 +173,7 @@ assert chosen.equal_weights and chosen.draw_weights([1.0, 3.0]) == [1.0, 3.0]
 """
 
 
+@pytest.mark.slow
 def test_the_worked_examples_train(tmp_path):
     # Two feature tables, 3 classes, 60 samples: what a user's CSV files would hold.
     rng = np.random.default_rng(0)

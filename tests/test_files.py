@@ -59,6 +59,7 @@ def run_at_once(script: str, *args_per_process: list[str]) -> list[subprocess.Co
     ]
 
 
+@pytest.mark.slow
 def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
     target = tmp_path / "table.csv"
     done = run_at_once(WRITER, *([str(target), tag] for tag in "abcd"))
@@ -68,6 +69,7 @@ def test_concurrent_writers_each_rename_a_complete_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]  # no temporaries left
 
 
+@pytest.mark.slow
 def test_a_cache_is_built_once_while_the_other_processes_wait(tmp_path):
     target, log = tmp_path / "cache.pt", tmp_path / "builds.log"
     done = run_at_once(BUILDER, *([str(target), str(log)] for _ in range(4)))

@@ -6,6 +6,7 @@ import json
 import pytest
 
 pytest.importorskip("flwr")
+pytestmark = pytest.mark.slow  # Ray simulations and Flower processes
 
 from fedcmi.algorithms import ALGORITHMS  # noqa: E402
 from fedcmi.cli import main  # noqa: E402

@@ -64,6 +64,7 @@ def crema_cache(tmp_path_factory):
     return raw, out, prepare("crema-d", raw, out, dict(SMALL), workers=2)
 
 
+@pytest.mark.slow
 def test_crema_d_prepare_shapes_counts_and_skips(crema_cache):
     raw, out, manifest = crema_cache
     assert manifest["clips"] == 11  # the clip without audio is never a job
@@ -202,6 +203,7 @@ def one_round(tmp_path, name, cache, **data):
     return run_experiment(load_config(None, sets), tmp_path / f"run-{name}")
 
 
+@pytest.mark.slow
 def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(tmp_path):
     raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
     prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
@@ -224,6 +226,7 @@ def test_prepared_data_keeps_its_stored_dtypes(tmp_path):
         assert split.x_a.dtype == torch.float16 and split.x_v.dtype == torch.uint8
 
 
+@pytest.mark.slow
 def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
     raw = make_ave(tmp_path / "raw")
     prepare("ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4})
@@ -231,6 +234,7 @@ def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
     assert_reports_the_final_model(tmp_path / "run-ave")
 
 
+@pytest.mark.slow
 def test_prepare_command_line(tmp_path, capsys):
     from fedcmi.cli import main
 
@@ -315,6 +319,7 @@ def make_crisismmd(root):
     return root
 
 
+@pytest.mark.slow
 def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(tmp_path):
     raw = make_crisismmd(tmp_path / "raw")
     manifest = prepare(

@@ -13,6 +13,7 @@ from fedcmi.registry import ALGORITHMS, Registry
 from tests.conftest import synthetic_config
 
 
+@pytest.mark.slow
 def test_registries_find_their_package_modules_on_first_lookup():
     # A fresh interpreter that imports only the config resolves every kind of name.
     code = (
@@ -51,3 +52,36 @@ def test_a_name_registered_twice_is_refused():
         registry.register("alpha")(2)
     with pytest.raises(KeyError, match="did you mean 'alpha'"):
         registry.get("alpah")
+
+
+def test_a_module_that_fails_to_import_leaves_the_others_usable(tmp_path, monkeypatch):
+    package = tmp_path / "plugins_under_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text(
+        "from tests.test_registry import PLUGINS\nPLUGINS.register('good')(object)\n"
+    )
+    (package / "broken.py").write_text("import a_module_that_does_not_exist\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys.modules[__name__], "PLUGINS", Registry("plugin", package.name))
+    assert PLUGINS.get("good") is object
+    with pytest.raises(KeyError) as err:
+        PLUGINS.get("other")
+    message = str(err.value)
+    assert "registered: good" in message
+    assert "plugins_under_test.broken failed to import (ModuleNotFoundError" in message
+
+
+def test_the_four_new_kinds_refuse_an_unknown_name_listing_the_registered_ones():
+    for key, value, listed in (
+        ("server.optimizer", "adamw", "'adagrad', 'adam', 'sgd', 'yogi'"),
+        ("robustness.rule", "krum", "'mean', 'median', 'trimmed-mean'"),
+        ("faults.attack", "flip", "'label-flip', 'noise', 'scale', 'sign-flip'"),
+        ("federation.selection", "random", "'power-of-choice', 'uniform'"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            synthetic_config(f"{key}={value!r}".replace("'", '"'))
+        assert str(err.value) == f"{key} = {value!r} is not allowed: expected one of {listed}"
+
+
+PLUGINS: Registry = Registry("plugin")

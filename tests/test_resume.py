@@ -34,6 +34,7 @@ def write_config(path):
     return cfg
 
 
+@pytest.mark.slow
 def test_sigkill_mid_round_then_resume_gives_identical_metrics(tmp_path):
     config = tmp_path / "run.toml"
     cfg = write_config(config)

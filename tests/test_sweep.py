@@ -241,6 +241,7 @@ def test_a_method_without_pairs_is_listed_and_two_pairs_are_not_marked(tmp_path)
     assert lines[3] == "| fedprox | 1.0 | 0 | – |"
 
 
+@pytest.mark.slow
 def test_plots_have_the_expected_figures(finished_sweep, tmp_path):
     runs = sorted((finished_sweep / "runs").iterdir())
     assert main(["plot", *map(str, runs), "--out", str(tmp_path / "plots")]) == 0
@@ -251,6 +252,7 @@ def test_plots_have_the_expected_figures(finished_sweep, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_run_and_sweep_reports_are_self_contained(finished_sweep):
     assert main(["report", str(finished_sweep)]) == 0
     page = (finished_sweep / "report.html").read_text()
@@ -263,6 +265,7 @@ def test_run_and_sweep_reports_are_self_contained(finished_sweep):
     assert run_page.count("data:image/png;base64,") >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_report_renders_in_headless_chromium(finished_sweep, tmp_path):
     from matplotlib.image import imread
@@ -375,6 +378,7 @@ def test_sweep_report_shows_paired_differences_when_seeds_pair_up(tmp_path):
     assert "<td>fedcmi</td><td>2</td>" in page  # two seed pairs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["av-digits-hard", "mfeat-hard"])
 def test_hard_presets_differ_only_in_the_method_and_match_their_grid(dataset):
     from fedcmi.config import config_from_dict, load_config

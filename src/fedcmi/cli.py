@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedcmi.config import (
+    DEFAULT_NAMES,
+    Config,
     build_dataclass,
     find_preset,
     load_config,
     parse_override,
     preset_dirs,
+    read_toml,
 )
 from fedcmi.core.protocol import ACCURACIES, HEAD_ACCURACIES
 from fedcmi.errors import RunInterrupted, UserError
@@ -212,11 +215,13 @@ def cmd_configs(args: argparse.Namespace) -> int:
             if path.name in seen:
                 continue
             seen.add(path.name)
-            cfg = load_config(path)
-            print(
-                f"{path.stem:28s} {cfg.algorithm.name:8s} {cfg.data.name:10s} "
-                f"{cfg.rounds:4d} rounds  {path}"
-            )
+            # The raw file, not a built config: listing must not import the registries'
+            # modules (torch); `fedcmi run` validates a preset when it is used.
+            raw = read_toml(path)
+            algorithm = raw.get("algorithm", {}).get("name", DEFAULT_NAMES["algorithm"])
+            data = raw.get("data", {}).get("name", DEFAULT_NAMES["data"])
+            rounds = raw.get("rounds", Config.rounds)
+            print(f"{path.stem:28s} {algorithm:8s} {data:10s} {rounds:4d} rounds  {path}")
     if not seen:
         print(f"no presets found (looked in {', '.join(map(str, preset_dirs()))})")
     return 0
