@@ -388,30 +388,12 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from fedcmi.tools.bench import bench_engines, default_workload
+    from fedcmi.tools.bench import bench_engines, default_workload, print_engines
 
     cfg_path = resolve_config(args.config)
     cfg = load_config(cfg_path, args.set) if cfg_path else default_workload(args.set)
     results = bench_engines(cfg, deployment=args.deployment)
-    table = Table(
-        title=f"engines: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds, "
-        f"{cfg.federation.num_clients} clients"
-    )
-    for col in ("engine", "s/round", "x embedded", "start-up s", "total s", "test acc"):
-        table.add_column(col, justify="right")
-    for name, row in results.items():
-        table.add_row(
-            name,
-            f"{row['seconds_per_round']:.3f}",
-            f"{row['ratio_to_embedded']:.1f}",
-            f"{row['startup_seconds']:.1f}",
-            f"{row['total_seconds']:.1f}",
-            f"{row['final_test_acc']:.4f}",
-        )
-    Console(width=120).print(table)
+    print_engines(cfg, results)
     return _write_json_figures(args.json, results)
 
 
@@ -424,10 +406,8 @@ def _write_json_figures(path: str | None, figures: Any) -> int:
 
 def cmd_bench_speed(args: argparse.Namespace) -> int:
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
-    from fedcmi.tools.bench_speed import bench_speed
+    from fedcmi.tools.bench_speed import bench_speed, print_speed
 
     gpu = torch.cuda.is_available()
     scale = args.scale if args.scale is not None else (1.0 if gpu else 0.02)
@@ -445,56 +425,17 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     chosen = resolve_precision("auto", select_device("auto"))
     print(f"tuned rows: precision auto -> {chosen.name} ({chosen.reason})")
     rows = bench_speed(args.workload.split(","), scale, epochs, args.compile, on_row=save)
-    table = Table(
-        title=f"one FedCMI round: training + aggregation, evaluation apart "
-        f"(crema-shaped: scale {scale}, {epochs} local epochs)"
-    )
-    for col in (
-        "workload",
-        "variant",
-        "device",
-        "precision",
-        "samples/s",
-        "s/round",
-        "x reference",
-        "eval s",
-        "peak GiB",
-        "outside fwd/bwd/step",
-    ):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            r["workload"],
-            r["variant"],
-            r["device"],
-            r["precision_used"],
-            f"{r['samples_per_second']:.1f}",
-            f"{r['seconds_per_round']:.2f}",
-            f"{r['speedup_vs_reference']:.2f}",
-            f"{r['evaluation_seconds']:.2f}",
-            f"{r['peak_memory_gib']:.2f}",
-            f"{100 * r['outside_share']:.1f} %",
-        )
-    Console(width=140).print(table)
+    print_speed(rows, scale, epochs)
     return 0
 
 
 def cmd_bench_scale(args: argparse.Namespace) -> int:
-    from fedcmi.tools.bench_scale import bench_scale
+    from fedcmi.tools.bench_scale import SCALE_HEADER, bench_scale, scale_line
 
-    header = (
-        f"{'sweep':26s} {'clients':>8s} {'per round':>9s} {'samples/client':>14s} "
-        f"{'setup s':>8s} {'s/round':>8s} {'peak MiB':>9s} {'growth MiB':>10s}"
-    )
-    print(header)
+    print(SCALE_HEADER)
 
     def show(r: dict[str, Any]) -> None:
-        print(
-            f"{r['sweep']:26s} {r['clients']:8d} {r['per_round']:9d} "
-            f"{r['samples_per_client']:14.1f} {r['setup_seconds']:8.2f} "
-            f"{r['seconds_per_round']:8.3f} {r['peak_rss_mib']:9.0f} {r['rss_growth_mib']:10.1f}",
-            flush=True,
-        )
+        print(scale_line(r), flush=True)
 
     result = bench_scale(show)
     print(f"machine: {result['machine']}, {result['date']}")
@@ -502,7 +443,7 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faults(args: argparse.Namespace) -> int:
-    from fedcmi.tools.bench import attack_table, bench_attacks
+    from fedcmi.tools.bench import attack_line, attack_table, bench_attacks
 
     results: dict[str, Any] = {}
     if args.only != "attacks":
@@ -512,39 +453,20 @@ def cmd_bench_faults(args: argparse.Namespace) -> int:
         assert preset is not None
         print(f"malicious clients ({preset.stem}, 5 clients per round, 30 rounds):")
 
-        def show(row: dict[str, Any]) -> None:
-            head = f"  {row['attack']:10s} {row['attackers']} of 5  {row['rule']:12s} "
-            if row["acc"] is None:
-                print(head + f"diverged: {row['failed'][:80]}", flush=True)
-                return
-            weak = "–" if row["acc_v"] is None else f"{row['acc_v']:.4f}"
-            print(head + f"acc {row['acc']:.4f}  acc_v {weak}", flush=True)
-
-        rows = bench_attacks(preset, args.set, show)
+        rows = bench_attacks(preset, args.set, lambda row: print(attack_line(row), flush=True))
         print(attack_table(rows))
         results["attacks"] = rows
     return _write_json_figures(args.json, results)
 
 
 def _bench_fault_mix(args: argparse.Namespace) -> dict[str, Any]:
-    from fedcmi.tools.bench import bench_faults
+    from fedcmi.tools.bench import bench_faults, print_fault_mix
 
     cfg_path = resolve_config(args.config or "av-digits-fedcmi")
     overrides = args.set if args.config else ["rounds=10", *args.set]
     cfg = load_config(cfg_path, overrides)
     result = bench_faults(cfg)
-    print(f"fault mix: {result['fault_mix']} (client_timeout 600 s; slow = over the timeout)")
-    print(
-        f"{'':12s} {'rounds':>7s} {'dropped':>8s} {'rejected':>9s} {'retries':>8s} "
-        f"{'final acc':>10s} {'best-val acc':>13s}"
-    )
-    for label in ("fault-free", "faulty"):
-        r = result[label]
-        print(
-            f"{label:12s} {r['rounds_completed']:7d} {r['clients_dropped']:8d} "
-            f"{r['updates_rejected']:9d} {r['round_retries']:8d} {r['final_test_acc']:10.4f} "
-            f"{r['best_val_round_test_acc']:13.4f}"
-        )
+    print_fault_mix(result)
     return result
 
 

@@ -178,3 +178,51 @@ def attack_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{row['acc']:.3f} / {weak}")
         lines.append(f"| {attack} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def print_engines(cfg: Config, results: dict[str, Any]) -> None:
+    """``fedcmi bench``'s table: seconds per round and start-up per engine."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"engines: {cfg.algorithm.name} on {cfg.data.name}, {cfg.rounds} rounds, "
+        f"{cfg.federation.num_clients} clients"
+    )
+    for col in ("engine", "s/round", "x embedded", "start-up s", "total s", "test acc"):
+        table.add_column(col, justify="right")
+    for name, row in results.items():
+        table.add_row(
+            name,
+            f"{row['seconds_per_round']:.3f}",
+            f"{row['ratio_to_embedded']:.1f}",
+            f"{row['startup_seconds']:.1f}",
+            f"{row['total_seconds']:.1f}",
+            f"{row['final_test_acc']:.4f}",
+        )
+    Console(width=120).print(table)
+
+
+def attack_line(row: dict[str, Any]) -> str:
+    """One measured attack cell of ``fedcmi bench faults``, as it finishes."""
+    head = f"  {row['attack']:10s} {row['attackers']} of 5  {row['rule']:12s} "
+    if row["acc"] is None:
+        return head + f"diverged: {row['failed'][:80]}"
+    weak = "–" if row["acc_v"] is None else f"{row['acc_v']:.4f}"
+    return head + f"acc {row['acc']:.4f}  acc_v {weak}"
+
+
+def print_fault_mix(result: dict[str, Any]) -> None:
+    """``fedcmi bench faults``' fault-mix table: the faulty run beside the fault-free one."""
+    print(f"fault mix: {result['fault_mix']} (client_timeout 600 s; slow = over the timeout)")
+    print(
+        f"{'':12s} {'rounds':>7s} {'dropped':>8s} {'rejected':>9s} {'retries':>8s} "
+        f"{'final acc':>10s} {'best-val acc':>13s}"
+    )
+    for label in ("fault-free", "faulty"):
+        r = result[label]
+        print(
+            f"{label:12s} {r['rounds_completed']:7d} {r['clients_dropped']:8d} "
+            f"{r['updates_rejected']:9d} {r['round_retries']:8d} {r['final_test_acc']:10.4f} "
+            f"{r['best_val_round_test_acc']:13.4f}"
+        )

@@ -138,3 +138,18 @@ def bench_scale(on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[
         "date": time.strftime("%Y-%m-%d"),
         "rows": per_round_rows(on_row) + federation_rows(on_row),
     }
+
+
+SCALE_HEADER = (
+    f"{'sweep':26s} {'clients':>8s} {'per round':>9s} {'samples/client':>14s} "
+    f"{'setup s':>8s} {'s/round':>8s} {'peak MiB':>9s} {'growth MiB':>10s}"
+)
+
+
+def scale_line(r: dict[str, Any]) -> str:
+    """One measured row of ``fedcmi bench scale`` under :data:`SCALE_HEADER`."""
+    return (
+        f"{r['sweep']:26s} {r['clients']:8d} {r['per_round']:9d} "
+        f"{r['samples_per_client']:14.1f} {r['setup_seconds']:8.2f} "
+        f"{r['seconds_per_round']:8.3f} {r['peak_rss_mib']:9.0f} {r['rss_growth_mib']:10.1f}"
+    )

@@ -360,3 +360,41 @@ def bench_speed(
             reference = next(r for r in rows if r["workload"] == work.name)["seconds_per_round"]
             rows += bench_workload(work, device, ("tuned+compile",), on_row, reference)
     return rows
+
+
+def print_speed(rows: list[dict[str, Any]], scale: float, epochs: int) -> None:
+    """``fedcmi bench speed``'s table, one row per (workload, variant)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"one FedCMI round: training + aggregation, evaluation apart "
+        f"(crema-shaped: scale {scale}, {epochs} local epochs)"
+    )
+    for col in (
+        "workload",
+        "variant",
+        "device",
+        "precision",
+        "samples/s",
+        "s/round",
+        "x reference",
+        "eval s",
+        "peak GiB",
+        "outside fwd/bwd/step",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["workload"],
+            r["variant"],
+            r["device"],
+            r["precision_used"],
+            f"{r['samples_per_second']:.1f}",
+            f"{r['seconds_per_round']:.2f}",
+            f"{r['speedup_vs_reference']:.2f}",
+            f"{r['evaluation_seconds']:.2f}",
+            f"{r['peak_memory_gib']:.2f}",
+            f"{100 * r['outside_share']:.1f} %",
+        )
+    Console(width=140).print(table)
