@@ -253,6 +253,15 @@ class EmbeddedEngine:
         )
         return record
 
+    def step(
+        self, round_idx: int, state: State, memory: ServerMemory
+    ) -> tuple[State, ServerMemory, RoundRecord]:
+        """One round from ``state`` and ``memory`` (:func:`fedcmi.engine.loop.run_rounds`'
+        step): the engine's own state follows."""
+        self.global_state, self.memory = state, memory
+        record = self.run_round(round_idx)
+        return self.global_state, self.memory, record
+
     def _local_losses(self, cids: list[int]) -> list[float]:
         return [self.trainer.local_loss(self.clients[cid], self.global_state) for cid in cids]
 

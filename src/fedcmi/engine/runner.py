@@ -10,9 +10,10 @@ from fedcmi.config import Config
 from fedcmi.data import load_dataset
 from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
+from fedcmi.engine.loop import RunState, run_rounds
 from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary, to_device
 from fedcmi.engine.speed import configure_torch
-from fedcmi.errors import RunInterrupted
+from fedcmi.errors import RunInterrupted  # noqa: F401 - re-exported
 
 __all__ = ["RunDirError", "RunInterrupted", "run_experiment"]
 
@@ -28,7 +29,8 @@ def run_experiment(
 
     With ``resume``, ``out_dir`` is an interrupted run: it continues from its latest
     valid checkpoint. Every ``engine.checkpoint_every`` rounds (and on Ctrl-C) a
-    checkpoint is written; ``checkpoint_every = 0`` writes none.
+    checkpoint is written; ``checkpoint_every = 0`` writes none
+    (:func:`fedcmi.engine.loop.run_rounds`, the loop the Flower adapter runs too).
     """
     writer, resumed = RunWriter.resume(out_dir, cfg) if resume else (RunWriter(out_dir, cfg), None)
     configure_torch(cfg)
@@ -36,27 +38,15 @@ def run_experiment(
     federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
     device = select_device(cfg.engine.device)
     engine = EmbeddedEngine(cfg, data, federation, device)
-    start = 0
     if resumed is not None:
-        engine.global_state = {k: v.to(device) for k, v in resumed.global_state.items()}
-        engine.memory = to_device(resumed.memory, device)
-        start = resumed.rounds_done
+        state = {k: v.to(device) for k, v in resumed.global_state.items()}
+        start = RunState(state, to_device(resumed.memory, device), resumed.rounds_done)
     else:
         writer.start(data, federation)
-    done, done_state = start, (engine.global_state, engine.memory)  # last round in metrics
+        start = RunState(engine.global_state, engine.memory)
     try:
-        for t in range(start, cfg.rounds):
-            record = engine.run_round(t)
-            writer.record(record, engine.global_state, engine.memory)
-            done, done_state = t + 1, (engine.global_state, engine.memory)
-            if on_round is not None:
-                on_round(record)
-    except KeyboardInterrupt:
-        writer.checkpoint(done_state[0], done, done_state[1])
-        raise RunInterrupted(
-            f"interrupted after round {done}; continue with `fedcmi run --resume {writer.out}`"
-        ) from None
+        end = run_rounds(cfg, writer, start, engine.step, on_round)
     finally:
         engine.close()
-    probes = engine.evaluate.probes(engine.global_state)
-    return writer.finish(engine.global_state, str(device), engine="embedded", probes=probes)
+    probes = engine.evaluate.probes(end.global_state)
+    return writer.finish(end.global_state, str(device), engine="embedded", probes=probes)

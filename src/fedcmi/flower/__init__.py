@@ -1,7 +1,8 @@
 """Flower adapter (the only place that imports ``flwr``).
 
-:mod:`fedcmi.flower.app` holds the ``ClientApp`` and ``ServerApp`` for ``flwr run`` and
-deployments; :mod:`fedcmi.flower.strategy` the ``Strategy``; both call the same core
-functions as the embedded engine (``ClientTrainer``, the algorithm's aggregation,
-``Evaluator``, ``RunWriter``), so no algorithm logic is written twice.
+:mod:`fedcmi.flower.app` holds the ``ClientApp`` and the ``ServerApp`` main for
+``flwr run`` and deployments; the ServerApp runs the engine's own loop
+(:func:`fedcmi.engine.loop.run_rounds` over :func:`fedcmi.engine.rounds.run_round`) with
+:class:`fedcmi.flower.grid_clients.GridClients` as the transport to the clients, so the
+round, resume and Ctrl-C are written once for both engines.
 """

@@ -21,11 +21,12 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedcmi.core.aggregation import ClientUpdate, ServerMemory
+from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.training import ClientData
 from fedcmi.engine.embedded import federation_client
 from fedcmi.engine.evaluation import Evaluator
-from fedcmi.engine.rounds import train_client
+from fedcmi.engine.loop import RunState, run_rounds
+from fedcmi.engine.rounds import run_round, train_client
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary, to_device
 from fedcmi.errors import InputError, RunFailure
 from fedcmi.flower.common import (
@@ -36,7 +37,7 @@ from fedcmi.flower.common import (
     to_record,
     workspace,
 )
-from fedcmi.flower.strategy import FedCMIStrategy
+from fedcmi.flower.grid_clients import GridClients
 
 client_app = ClientApp()
 server_app = ServerApp()
@@ -184,19 +185,36 @@ def serve(
     node_of = discover_nodes(grid, cfg.federation.num_clients)
     if not resume:
         writer.start(ws.data, ws.federation)
-    strategy = FedCMIStrategy(ws, node_of, evaluator, writer, start, done, memory)
-    strategy.on_round = on_round
-    if done < cfg.rounds:
-        strategy.start(
-            grid=grid,
-            initial_arrays=to_record(start),
-            num_rounds=cfg.rounds - done,
-            timeout=cfg.robustness.client_timeout or 3600.0,
-            train_config=ConfigRecord({"config-toml": config_toml, "data-dir": data_dir or ""}),
-            evaluate_fn=strategy.evaluate_round,
+    clients = GridClients(
+        grid,
+        node_of,
+        {"config-toml": config_toml, "data-dir": data_dir or ""},
+        ws.device,
+        cfg.robustness.client_timeout,
+    )
+
+    def step(t: int, state: State, memory: ServerMemory) -> tuple[State, ServerMemory, RoundRecord]:
+        return run_round(
+            cfg,
+            ws.trainer.algorithm,
+            ws.federation,
+            (state, memory),
+            t,
+            lambda selected, attempt: clients.attempt(selected, t, attempt, state, memory),
+            evaluator,
+            local_losses=lambda cids: clients.local_losses(cids, state),
         )
-    probes = evaluator.probes(strategy.global_state)
-    return writer.finish(strategy.global_state, str(ws.device), engine="flower", probes=probes)
+
+    end = run_rounds(
+        cfg,
+        writer,
+        RunState(start, memory, done),
+        step,
+        on_round,
+        "fedcmi run --engine flower --resume",
+    )
+    probes = evaluator.probes(end.global_state)
+    return writer.finish(end.global_state, str(ws.device), engine="flower", probes=probes)
 
 
 @server_app.main()
