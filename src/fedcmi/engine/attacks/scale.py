@@ -13,6 +13,8 @@ from fedcmi.registry import ATTACKS
 
 @ATTACKS.register("scale")
 class Scale(Attack):
+    direction = 1.0  # the sign of the sent step relative to the honest one
+
     def poison_update(
         self,
         update: ClientUpdate,
@@ -20,4 +22,4 @@ class Scale(Attack):
         faults: FaultsConfig,
         generator: torch.Generator | None,
     ) -> ClientUpdate:
-        return scaled_update(update, global_state, faults.attack_factor)
+        return scaled_update(update, global_state, self.direction * faults.attack_factor)

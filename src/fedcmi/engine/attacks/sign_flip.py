@@ -3,21 +3,10 @@ honest step reversed and amplified."""
 
 from __future__ import annotations
 
-import torch
-
-from fedcmi.config import FaultsConfig
-from fedcmi.core.aggregation import ClientUpdate, State
-from fedcmi.engine.faults import Attack, scaled_update
+from fedcmi.engine.attacks.scale import Scale
 from fedcmi.registry import ATTACKS
 
 
 @ATTACKS.register("sign-flip")
-class SignFlip(Attack):
-    def poison_update(
-        self,
-        update: ClientUpdate,
-        global_state: State,
-        faults: FaultsConfig,
-        generator: torch.Generator | None,
-    ) -> ClientUpdate:
-        return scaled_update(update, global_state, -faults.attack_factor)
+class SignFlip(Scale):
+    direction = -1.0
