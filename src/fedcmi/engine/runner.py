@@ -7,12 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedcmi.config import Config
-from fedcmi.data import load_dataset
-from fedcmi.engine.embedded import EmbeddedEngine, select_device
-from fedcmi.engine.federation import build_federation
+from fedcmi.engine.embedded import EmbeddedEngine
 from fedcmi.engine.loop import RunState, run_rounds
 from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary, to_device
-from fedcmi.engine.speed import configure_torch
+from fedcmi.engine.setup import set_up
 from fedcmi.errors import RunInterrupted  # noqa: F401 - re-exported
 
 __all__ = ["RunDirError", "RunInterrupted", "run_experiment"]
@@ -33,10 +31,8 @@ def run_experiment(
     (:func:`fedcmi.engine.loop.run_rounds`, the loop the Flower adapter runs too).
     """
     writer, resumed = RunWriter.resume(out_dir, cfg) if resume else (RunWriter(out_dir, cfg), None)
-    configure_torch(cfg)
-    data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
-    federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    device = select_device(cfg.engine.device)
+    run = set_up(cfg, cache_dir)
+    data, federation, device = run.data, run.federation, run.device
     engine = EmbeddedEngine(cfg, data, federation, device)
     if resumed is not None:
         state = {k: v.to(device) for k, v in resumed.global_state.items()}

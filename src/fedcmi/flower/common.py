@@ -12,11 +12,10 @@ import torch
 from flwr.app import ArrayRecord
 
 from fedcmi.config import Config, config_from_dict
-from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData
-from fedcmi.engine.embedded import ClientTrainer, select_device
-from fedcmi.engine.federation import Federation, build_federation
-from fedcmi.engine.speed import configure_torch
+from fedcmi.engine.embedded import ClientTrainer
+from fedcmi.engine.federation import Federation
+from fedcmi.engine.setup import set_up
 from fedcmi.errors import InputError
 
 try:
@@ -69,13 +68,9 @@ def workspace(config_toml: str, data_dir: str | None) -> Workspace:
     """Built once per process and run config (datasets load from ``data_dir``'s cache)."""
     key = hashlib.sha256(f"{config_toml}\0{data_dir}".encode()).hexdigest()
     if key not in _WORKSPACES:
-        cfg = config_from_toml(config_toml)
-        configure_torch(cfg)
-        data = load_dataset(cfg.data.name, cfg.data.params, Path(data_dir) if data_dir else None)
-        federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-        device = select_device(cfg.engine.device)
-        trainer = ClientTrainer(cfg, data, device)
+        run = set_up(config_from_toml(config_toml), Path(data_dir) if data_dir else None)
+        trainer = ClientTrainer(run.cfg, run.data, run.device)
         _WORKSPACES[key] = Workspace(
-            cfg, data, federation, trainer, device, trainer.initial_state()
+            run.cfg, run.data, run.federation, trainer, run.device, trainer.initial_state()
         )
     return _WORKSPACES[key]

@@ -40,17 +40,16 @@ def _measure(overrides: list[str]) -> dict[str, Any]:
     import torch
 
     from fedcmi.config import load_config
-    from fedcmi.data import load_dataset
     from fedcmi.engine.embedded import EmbeddedEngine
-    from fedcmi.engine.federation import build_federation
+    from fedcmi.engine.setup import set_up
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = load_config(None, overrides)
     before = _rss_mib()
     started = time.perf_counter()
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
+    run = set_up(cfg, torch_settings=False)  # the bench keeps torch's own thread count
+    data = run.data
+    engine = EmbeddedEngine(cfg, data, run.federation, torch.device("cpu"))
     setup = time.perf_counter() - started
     engine.run_round(0)  # FedCMI's warm-up round: no teacher yet
     started = time.perf_counter()
