@@ -26,8 +26,8 @@ from fedcmi.core.training import ClientData, rows
 from fedcmi.data.base import MultimodalData, Split
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.federation import Federation, Missing
+from fedcmi.engine.records import RoundRecord
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
-from fedcmi.engine.run_folder import RoundRecord
 from fedcmi.engine.schedule import Batches, round_context
 from fedcmi.engine.speed import autocast_factory, prepare_model
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from fedcmi.config import Config
 from fedcmi.core.aggregation import ServerMemory, State
-from fedcmi.engine.run_folder import RoundRecord, RunWriter
+from fedcmi.engine.records import RoundRecord
+from fedcmi.engine.run_folder import RunWriter
 from fedcmi.errors import RunInterrupted
 
 Step = Callable[[int, State, ServerMemory], tuple[State, ServerMemory, RoundRecord]]

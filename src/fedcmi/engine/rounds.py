@@ -39,7 +39,7 @@ from fedcmi.engine.faults import (
     validate_update,
 )
 from fedcmi.engine.federation import Federation, selection_of
-from fedcmi.engine.run_folder import RoundRecord
+from fedcmi.engine.records import RoundRecord
 from fedcmi.engine.schedule import lr_at
 from fedcmi.errors import RunFailure
 
