@@ -307,6 +307,7 @@ def value(key: str) -> str:
       ``data/GRID/calibration.csv``;
     - ``calcell:GRID:SETTING:FIGURE``: FIGURE's mean ± standard error at SETTING, the
       setting's axis values joined by commas (``fou,mor``; ``-4.0,1.2``);
+    - ``calregime:GRID``: the settings of ``data/GRID/calibration.csv`` in the regime;
     - ``tally:GRID:OURS:METRIC[:M1,M2,...]``: over every (method, setting) pair of the
       grid (or of the listed methods), how often OURS minus the method, paired by seed,
       is measurably positive and measurably negative (95% interval excluding 0).
@@ -330,21 +331,26 @@ def value(key: str) -> str:
         rows = read_csv(DATA / args[0] / "results.csv")
         vals = [float(r["val_acc"]) for r in rows if method(r) == args[1]]
         return f"{statistics.fmean(vals):.3f}"
-    if kind in ("calmax", "calcell"):
+    if kind in ("calmax", "calcell", "calregime"):
         return calibration_figure(kind, *args)
     if kind == "tally":
         return tally(*args)
-    kinds = "trace, trace-max, max, cell, mean, std, diff, val, calmax, calcell, tally"
+    kinds = "trace, trace-max, max, cell, mean, std, diff, val, calmax, calcell, calregime, tally"
     raise KeyError(f"value {key!r}: unknown kind {kind!r} ({kinds})")
 
 
 def calibration_figure(kind: str, grid: str, *rest: str) -> str:
-    """``calmax`` / ``calcell`` of :func:`value`, from ``data/GRID/calibration.csv``."""
+    """``calmax`` / ``calcell`` / ``calregime`` of :func:`value`, from
+    ``data/GRID/calibration.csv``."""
     rows = read_csv(DATA / grid / "calibration.csv")
     if kind == "calmax":
         return f"{max(float(r[rest[0]]) for r in rows):.3f}"
-    setting, figure = rest
     axes = list(rows[0])[: list(rows[0]).index("unimodal_a")]
+    if kind == "calregime":  # the settings in the regime, as "a = x, b = y; ..."
+        found = [r for r in rows if r["regime"] == "yes"]
+        names = [a.rsplit(".", 1)[-1] for a in axes]
+        return "; ".join(", ".join(f"{n} {r[a]}" for n, a in zip(names, axes)) for r in found)
+    setting, figure = rest
 
     def key(row: dict[str, str]) -> str:
         return ",".join(re.sub(r"[\[\]' ]", "", row[a]) for a in axes)
