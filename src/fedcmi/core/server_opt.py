@@ -80,11 +80,6 @@ def optimizer_of(cfg: ServerConfig) -> ServerOptimizer:
     return SERVER_OPTIMIZERS.get(cfg.optimizer)()
 
 
-def is_plain_average(cfg: ServerConfig) -> bool:
-    """Whether the server step leaves the aggregate unchanged (sgd with lr = 1)."""
-    return optimizer_of(cfg).is_identity(cfg)
-
-
 def server_step(
     global_state: State,
     aggregate: State,

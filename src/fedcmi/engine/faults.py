@@ -103,6 +103,9 @@ class Attack:
         return update
 
 
+HONEST = Attack()  # the base class changes nothing: an honest client's data and update
+
+
 def attack_of(cfg: Config, cid: int) -> str | None:
     """The attack client ``cid`` mounts, or None for an honest client."""
     return cfg.faults.attack if cid in malicious_clients(cfg) else None

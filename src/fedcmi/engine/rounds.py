@@ -30,7 +30,7 @@ from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.core.server_opt import server_step
 from fedcmi.core.training import ClientData
 from fedcmi.engine.faults import (
-    Attack,
+    HONEST,
     InjectedFault,
     attack_for,
     attack_generator,
@@ -106,12 +106,13 @@ def train_client(
     timeout = cfg.robustness.client_timeout
     if draw.slow and sleep_when_slow and timeout is not None:
         time.sleep(timeout + 1.0)
-    attack = attack_for(cfg, cid) or Attack()  # the base class: an honest client
+    attack = attack_for(cfg, cid)
     started = time.perf_counter()
-    update, logs = train(attack.poison_data)
+    update, logs = train((attack or HONEST).poison_data)
     seconds = time.perf_counter() - started
-    generator = attack_generator(cfg.seed, round_idx, cid, attempt)
-    update = attack.poison_update(update, global_state, cfg.faults, generator)
+    if attack is not None:
+        generator = attack_generator(cfg.seed, round_idx, cid, attempt)
+        update = attack.poison_update(update, global_state, cfg.faults, generator)
     return ClientResult(corrupt(update, draw), logs, seconds, draw.slow)
 
 
