@@ -27,10 +27,8 @@ import fedcmi.algorithms.fedcmi as fedcmi_module  # noqa: E402
 import fedcmi.core.training as training  # noqa: E402
 from fedcmi.cli import resolve_config  # noqa: E402
 from fedcmi.config import load_config  # noqa: E402
-from fedcmi.data import load_dataset  # noqa: E402
-from fedcmi.engine.embedded import EmbeddedEngine, select_device  # noqa: E402
-from fedcmi.engine.federation import build_federation  # noqa: E402
-from fedcmi.engine.speed import configure_torch  # noqa: E402
+from fedcmi.engine.embedded import EmbeddedEngine  # noqa: E402
+from fedcmi.engine.setup import set_up  # noqa: E402
 from tests.reference.fedcmi_code import reference_distillation  # noqa: E402
 
 
@@ -128,16 +126,13 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="also write the steps to this CSV file")
     args = parser.parse_args()
     cfg = load_config(resolve_config(args.config), args.set)
-    configure_torch(cfg)
-    data = load_dataset(cfg.data.name, cfg.data.params, None)
-    federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, federation, select_device(cfg.engine.device))
+    engine = EmbeddedEngine(set_up(cfg))
     for t in range(args.round - 1):
         record = engine.run_round(t)
         losses = " ".join(f"{c['cid']}:{c['loss']:.3g}" for c in record.client_logs)
         print(f"round {t + 1}: test acc {record.test['acc']:.3f}; client losses {losses}")
     client = engine.clients[args.client]
-    counts = torch.bincount(client.y, minlength=data.num_classes).tolist()
+    counts = torch.bincount(client.y, minlength=engine.run.data.num_classes).tolist()
     print(f"round {args.round}, client {args.client} ({client.modalities}), labels {counts}")
     steps = trace(engine, args.client, args.round - 1)
     print_steps(steps)

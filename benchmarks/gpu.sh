@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, one JSON at $1 (default bench-gpu.json):
-#   1. the CUDA test suite (tests/test_gpu.py, marker `gpu`), at most SUITE_SECONDS
+#   1. the CUDA test suite (tests/engine/test_gpu.py, marker `gpu`), at most SUITE_SECONDS
 #      (180 s): concurrent clients on streams vs sequential, bf16 / channels_last /
 #      compile vs fp32 with ResNets, float16-resident data vs float32, one round on
 #      prepared CREMA-D and AVE fixtures with every speed option;
@@ -31,7 +31,7 @@ PY
 # 1. The CUDA suite.
 if "$python" -c "import pytest, av" 2>/dev/null; then
     timeout "$suite_budget" "$python" -m pytest -q -m gpu -p no:cacheprovider \
-        --junitxml="$work/suite.xml" tests/test_gpu.py
+        --junitxml="$work/suite.xml" tests/engine/test_gpu.py
     echo "suite exit status: $?"
 else
     echo "suite skipped: pytest or PyAV is not installed"

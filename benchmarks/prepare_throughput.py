@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fedcmi.data.prepare import prepare  # noqa: E402
 from fedcmi.data.prepare.crema_d import EMOTIONS  # noqa: E402
-from tests.media_fixtures import write_video, write_wav  # noqa: E402
+from tests.fixtures.media import write_video, write_wav  # noqa: E402
 
 
 def make_raw(root: Path, clips: int) -> None:

@@ -1,11 +1,20 @@
-"""Shared fixtures: small, fast configurations on the synthetic dataset."""
+"""Shared fixtures: small, fast configurations on the synthetic dataset, an engine built
+from one, and (plugin ``tests.fixtures.media``) generated raw media. Tests ask for
+them by name; no test imports this module."""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import pytest
 import torch
 
 from fedcmi.config import Config, load_config
+from fedcmi.engine.embedded import EmbeddedEngine
+from fedcmi.engine.setup import set_up
+
+pytest_plugins = ["tests.fixtures.media"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +66,8 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 def synthetic_config(*overrides: str) -> Config:
+    """Two rounds of 4 synthetic clients (2 per round), one local epoch: ``overrides`` are
+    ``--set`` pairs on top."""
     base = [
         "data.name=synthetic",
         "rounds=2",
@@ -70,6 +81,24 @@ def synthetic_config(*overrides: str) -> Config:
     return load_config(None, base + list(overrides))
 
 
+@pytest.fixture(scope="session")
+def make_config() -> Callable[..., Config]:
+    """:func:`synthetic_config`: ``make_config("rounds=3", ...)``."""
+    return synthetic_config
+
+
 @pytest.fixture
 def small_config() -> Config:
     return synthetic_config()
+
+
+@pytest.fixture(scope="session")
+def make_engine() -> Callable[[Config], EmbeddedEngine]:
+    """An embedded engine on the CPU for ``cfg``'s set-up (torch's process settings left
+    alone)."""
+
+    def build(cfg: Config) -> EmbeddedEngine:
+        on_cpu = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, device="cpu"))
+        return EmbeddedEngine(set_up(on_cpu, torch_settings=False))
+
+    return build

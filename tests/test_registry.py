@@ -10,7 +10,6 @@ from fedcmi.algorithms.fedavg import FedAvg
 from fedcmi.config import ConfigError
 from fedcmi.engine.runner import run_experiment
 from fedcmi.registry import ALGORITHMS, Registry
-from tests.conftest import synthetic_config
 
 
 @pytest.mark.slow
@@ -27,7 +26,7 @@ def test_registries_find_their_package_modules_on_first_lookup():
     assert out.stdout.split() == ["0.01", "True", "['ave',", "'crema-d',", "'crisismmd']"]
 
 
-def test_a_registered_method_runs_with_typed_params(tmp_path, monkeypatch):
+def test_a_registered_method_runs_with_typed_params(make_config, tmp_path, monkeypatch):
     @dataclass
     class Params(FedAvg.Params):
         eps: float = 0.1
@@ -38,10 +37,10 @@ def test_a_registered_method_runs_with_typed_params(tmp_path, monkeypatch):
     Smoothed.Params = Params
     ALGORITHMS.names()  # discover the package first; the entry is removed after the test
     monkeypatch.setitem(ALGORITHMS._items, "test-fedavg-smoothed", Smoothed)
-    cfg = synthetic_config("algorithm.name=test-fedavg-smoothed", "algorithm.eps=0.2")
+    cfg = make_config("algorithm.name=test-fedavg-smoothed", "algorithm.eps=0.2")
     assert cfg.algorithm.params == Params(eps=0.2)
     with pytest.raises(ConfigError, match="algorithm.epz"):
-        synthetic_config("algorithm.name=test-fedavg-smoothed", "algorithm.epz=0.2")
+        make_config("algorithm.name=test-fedavg-smoothed", "algorithm.epz=0.2")
     assert run_experiment(cfg, tmp_path / "run").algorithm == "test-fedavg-smoothed"
 
 
@@ -72,7 +71,7 @@ def test_a_module_that_fails_to_import_leaves_the_others_usable(tmp_path, monkey
     assert "plugins_under_test.broken failed to import (ModuleNotFoundError" in message
 
 
-def test_the_four_new_kinds_refuse_an_unknown_name_listing_the_registered_ones():
+def test_the_four_new_kinds_refuse_an_unknown_name_listing_the_registered_ones(make_config):
     for key, value, listed in (
         ("server.optimizer", "adamw", "'adagrad', 'adam', 'sgd', 'yogi'"),
         ("robustness.rule", "krum", "'mean', 'median', 'trimmed-mean'"),
@@ -80,7 +79,7 @@ def test_the_four_new_kinds_refuse_an_unknown_name_listing_the_registered_ones()
         ("federation.selection", "random", "'power-of-choice', 'uniform'"),
     ):
         with pytest.raises(ConfigError) as err:
-            synthetic_config(f"{key}={value!r}".replace("'", '"'))
+            make_config(f"{key}={value!r}".replace("'", '"'))
         assert str(err.value) == f"{key} = {value!r} is not allowed: expected one of {listed}"
 
 

@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = (
             Path(args.out) if args.out else default_out_dir(cfg_path, cfg.algorithm.name, cfg.seed)
         )
-    from fedcmi.engine.embedded import select_device
+    from fedcmi.engine.setup import select_device
     from fedcmi.engine.speed import resolve_precision
 
     verb = "resuming" if args.resume else "run"
@@ -419,7 +419,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         _write_json_figures(args.json, done)
         print(f"measured {row['workload']} / {row['variant']}: {row['seconds_per_round']} s")
 
-    from fedcmi.engine.embedded import select_device
+    from fedcmi.engine.setup import select_device
     from fedcmi.engine.speed import resolve_precision
 
     chosen = resolve_precision("auto", select_device("auto"))

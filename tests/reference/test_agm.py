@@ -11,7 +11,7 @@ min(optimal - ratio, 10))``, the running-score update, ``update_scale`` then bac
 ``tasks/CREMAD_task.py`` line 36 (SGD, momentum 0.9, weight decay 1e-4). The official
 code trains centrally, so the running scores start at 0 and its ``iteration`` counts every
 step; the project keeps both per client across its rounds (a federated adaptation, checked
-in tests/test_field_methods.py).
+in tests/algorithms/test_field_methods.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 from fedcmi.algorithms.fedavg_agm import FedAvgAGM, agm_coefficients
 from fedcmi.core.training import ClientData
 
-from .conftest import batch, context, late_fusion_model
+from .setting import batch, context, late_fusion_model
 
 # --- the transcription -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from torch import nn
 from fedcmi.algorithms.fedproto import FedProto
 from fedcmi.core.training import ClientData
 
-from .conftest import CLASSES, FEATURES, batch, context, late_fusion_model
+from .setting import CLASSES, FEATURES, batch, context, late_fusion_model
 
 LD, LR, EPOCHS = 1.0, 0.3, 2
 

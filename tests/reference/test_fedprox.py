@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fedcmi.algorithms.fedprox import FedProx
 from fedcmi.core.training import ClientData
 
-from .conftest import batch, context, late_fusion_model
+from .setting import batch, context, late_fusion_model
 
 
 def official_pgd_training(model, x_a, x_v, y, lr, mu, steps):

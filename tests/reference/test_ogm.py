@@ -7,10 +7,10 @@ the summed true-class probabilities, ``ratio_v = score_v / score_a``, the branch
 the optimiser step) and ``models/fusion_modules.py`` lines 16-24 (``ConcatFusion``). The
 parity run uses ``--modulation OGM`` (no noise): the GE noise is a random draw from
 another generator in each code, so its parity is its distribution
-(tests/test_baselines.py checks the std). The official code modulates 4-D tensors (its
+(tests/algorithms/test_baselines.py checks the std). The official code modulates 4-D tensors (its
 ResNets' conv kernels); the project modulates every encoder weight of at least 2
 dimensions, the same tensors for the conv encoders used here (for linear layers the
-project's rule is checked by hand in tests/test_baselines.py).
+project's rule is checked by hand in tests/algorithms/test_baselines.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fedcmi.algorithms.fedavg_ogm import FedAvgOGM
 from fedcmi.core.training import ClientData
 from fedcmi.models import LateFusionModel
 
-from .conftest import CLASSES, context
+from .setting import CLASSES, context
 
 
 def conv_encoder(seed: int) -> nn.Module:

@@ -22,7 +22,7 @@ from torch import nn
 from fedcmi.algorithms.fedavg_pmr import FedAvgPMR, blend_prototypes
 from fedcmi.core.training import ClientData
 
-from .conftest import CLASSES, FEATURES, batch, context, late_fusion_model
+from .setting import CLASSES, FEATURES, batch, context, late_fusion_model
 
 MOMENTUM_COEF = 0.2  # --momentum_coef default (line 39)
 

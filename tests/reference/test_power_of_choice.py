@@ -19,7 +19,6 @@ from fedcmi.algorithms import build_algorithm
 from fedcmi.core.aggregation import ClientUpdate, ServerMemory
 from fedcmi.engine.rounds import Outcome, RoundResult, aggregate_round
 from fedcmi.engine.selection.power_of_choice import power_of_choice
-from tests.conftest import synthetic_config
 
 
 def paper_pow_d(losses: dict[int, float], m: int) -> list[int]:
@@ -38,8 +37,8 @@ def test_selection_keeps_the_highest_losses_as_the_paper():
 
 
 @pytest.mark.parametrize("selection", ["power-of-choice", "uniform"])
-def test_selected_updates_are_averaged_equally(selection):
-    cfg = synthetic_config(f'federation.selection="{selection}"')
+def test_selected_updates_are_averaged_equally(make_config, selection):
+    cfg = make_config(f'federation.selection="{selection}"')
     algorithm = build_algorithm(cfg.algorithm.name, cfg.algorithm.params)
     state = {"w": torch.zeros(3)}
     sizes, values = [10, 30], [torch.tensor([1.0, 2.0, 3.0]), torch.tensor([5.0, 6.0, 7.0])]

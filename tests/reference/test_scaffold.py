@@ -8,7 +8,7 @@ local steps y_i <- y_i - eta_l (g_i(y_i) - c_i + c)), line 12 option II
 16-17 (x <- x + eta_g mean Delta y_i, c <- c + |S| / N mean Delta c_i). The paper's local
 step is plain SGD; the project's clients add heavy-ball momentum and weight decay, which
 ``scaffold.py`` folds into option II (the paper's formula at momentum 0, the setting
-checked here; the momentum form is checked by hand in tests/test_field_methods.py).
+checked here; the momentum form is checked by hand in tests/algorithms/test_field_methods.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fedcmi.algorithms.scaffold import Scaffold
 from fedcmi.core.aggregation import ClientUpdate
 from fedcmi.core.training import ClientData
 
-from .conftest import batch, context, late_fusion_model
+from .setting import batch, context, late_fusion_model
 
 LR, STEPS = 0.2, 3
 

@@ -29,13 +29,8 @@ from fedcmi.engine.federation import Federation, Missing
 from fedcmi.engine.records import RoundRecord
 from fedcmi.engine.rounds import Outcome, attempt_in_process, run_round
 from fedcmi.engine.schedule import Batches, round_context
+from fedcmi.engine.setup import RunSetup
 from fedcmi.engine.speed import autocast_factory, prepare_model
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def clone_state(state: State) -> State:
@@ -100,7 +95,9 @@ def federation_client(
 class ClientTrainer:
     """Local training of any client from a global state, with one reusable model."""
 
-    def __init__(self, cfg: Config, data: MultimodalData, device: torch.device) -> None:
+    def __init__(
+        self, cfg: Config, data: MultimodalData, device: torch.device, precision: str
+    ) -> None:
         self.cfg = cfg
         self.num_classes = data.num_classes
         self.device = device
@@ -108,8 +105,8 @@ class ClientTrainer:
         torch.manual_seed(cfg.seed)  # the initial global model is this model's init
         model = self.algorithm.build_model(data, cfg.model).to(device)
         self.algorithm.attach(model)
-        self.model = prepare_model(model, cfg.engine, device)
-        self.autocast = autocast_factory(cfg.engine, device)
+        self.model = prepare_model(model, cfg.engine, device, precision)
+        self.autocast = autocast_factory(precision, device)
 
     def initial_state(self) -> State:
         # Contiguous copies: a channels_last model must not leak its layout into states.
@@ -193,17 +190,16 @@ class ClientTrainer:
 class EmbeddedEngine:
     """Runs rounds of a registered algorithm over a fixed federation, in one process."""
 
-    def __init__(
-        self, cfg: Config, data: MultimodalData, federation: Federation, device: torch.device
-    ) -> None:
-        self.cfg = cfg
-        self.federation = federation
-        self.trainer = ClientTrainer(cfg, data, device)
+    def __init__(self, run: RunSetup) -> None:
+        cfg, data, federation, device = run.cfg, run.data, run.federation, run.device
+        self.run, self.cfg, self.federation = run, cfg, federation
+        self.trainer = ClientTrainer(cfg, data, device, run.precision.name)
         self.global_state = self.trainer.initial_state()
         self.memory = self.trainer.initial_memory(self.global_state)
         # Replicas for concurrent clients: each thread trains its own model.
         self.trainers = [self.trainer] + [
-            ClientTrainer(cfg, data, device) for _ in range(cfg.engine.concurrent_clients - 1)
+            ClientTrainer(cfg, data, device, run.precision.name)
+            for _ in range(cfg.engine.concurrent_clients - 1)
         ]
         self.pool: ThreadPoolExecutor | None = None
         self.free_trainers: queue.Queue[ClientTrainer] = queue.Queue()

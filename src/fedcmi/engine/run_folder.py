@@ -39,7 +39,7 @@ from fedcmi.data.base import MultimodalData
 from fedcmi.engine.checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.records import RoundRecord, Summary
-from fedcmi.engine.speed import resolve_precision
+from fedcmi.engine.speed import Precision
 from fedcmi.engine.tensorboard import TensorBoardLog
 from fedcmi.errors import RunFailure
 
@@ -247,11 +247,13 @@ class RunWriter:
     def finish(
         self,
         global_state: dict[str, torch.Tensor],
-        device: str,
+        device: torch.device,
+        precision: Precision,
         engine: str,
         probes: dict[str, float | None],
     ) -> Summary:
-        """Close metrics.jsonl, save ``final.pt`` and write ``summary.json``.
+        """Close metrics.jsonl, save ``final.pt`` and write ``summary.json`` (the run's
+        ``device`` and the ``precision`` it trained in, as set up).
 
         ``probes`` are the linear-probe test accuracies of the final model's encoders
         (``probe_a``, ``probe_v``; see :meth:`fedcmi.engine.evaluation.Evaluator.probes`).
@@ -270,7 +272,7 @@ class RunWriter:
             dataset=cfg.data.name,
             seed=cfg.seed,
             rounds=cfg.rounds,
-            device=device,
+            device=str(device),
             **run_figures(self.history, cfg.eval.last_rounds, cfg.eval.smooth_rounds),
             probe_a=probes.get("probe_a"),
             probe_v=probes.get("probe_v"),
@@ -278,7 +280,6 @@ class RunWriter:
             train_seconds=round(train_seconds, 3),
             seconds_per_round=round(train_seconds / cfg.rounds, 4),
         )
-        chosen = resolve_precision(cfg.engine.precision, torch.device(device))
-        summary.precision, summary.precision_reason = chosen.name, chosen.reason
+        summary.precision, summary.precision_reason = precision.name, precision.reason
         self.folder.write_summary(summary)
         return summary

@@ -33,7 +33,7 @@ def run_experiment(
     writer, resumed = RunWriter.resume(out_dir, cfg) if resume else (RunWriter(out_dir, cfg), None)
     run = set_up(cfg, cache_dir)
     data, federation, device = run.data, run.federation, run.device
-    engine = EmbeddedEngine(cfg, data, federation, device)
+    engine = EmbeddedEngine(run)
     if resumed is not None:
         state = {k: v.to(device) for k, v in resumed.global_state.items()}
         start = RunState(state, to_device(resumed.memory, device), resumed.rounds_done)
@@ -45,4 +45,4 @@ def run_experiment(
     finally:
         engine.close()
     probes = engine.evaluate.probes(end.global_state)
-    return writer.finish(end.global_state, str(device), engine="embedded", probes=probes)
+    return writer.finish(end.global_state, run.device, run.precision, "embedded", probes)

@@ -74,17 +74,14 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
     return Precision("fp32", f"auto: {fact}: bfloat16 would be emulated, slower than fp32")
 
 
-def autocast_factory(
-    cfg: EngineConfig, device: torch.device
-) -> Callable[[], AbstractContextManager]:
-    """A context-manager factory for local forward passes.
+def autocast_factory(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """A context-manager factory for local forward passes in ``precision`` (a resolved
+    one: :func:`resolve_precision`).
 
     ``bf16`` autocasts to bfloat16 on CPU and on CUDA devices that support it (elsewhere
     it falls back to fp32 and says so); ``tf32`` switches CUDA matmuls and cuDNN
-    convolutions to TF32 (no effect on CPU); ``fp32`` does nothing; ``auto`` is
-    :func:`resolve_precision`'s choice.
+    convolutions to TF32 (no effect on CPU); ``fp32`` does nothing.
     """
-    precision = resolve_precision(cfg.precision, device).name
     if precision == "tf32" and device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -103,10 +100,11 @@ M = TypeVar("M", bound=nn.Module)
 RECOMPILE_LIMIT = 32
 
 
-def prepare_model(model: M, cfg: EngineConfig, device: torch.device) -> M:
+def prepare_model(model: M, cfg: EngineConfig, device: torch.device, precision: str) -> M:
     """Apply channels_last, the CPU bfloat16 guard (:func:`guard_narrow_strided_convs`)
-    and compilation in place (parameter names stay the same)."""
-    if device.type == "cpu" and resolve_precision(cfg.precision, device).name == "bf16":
+    and compilation in place (parameter names stay the same); ``precision`` is the
+    resolved one."""
+    if device.type == "cpu" and precision == "bf16":
         guard_narrow_strided_convs(model)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -127,7 +125,7 @@ def guard_narrow_strided_convs(model: nn.Module) -> int:
     kernels) computes the weight gradient from uninitialised memory when an input side
     is shorter than the stride, for instance ResNet's stride-2 convolutions on a
     1-pixel-wide feature map (small frames): the gradient is NaN or arbitrary numbers,
-    depending on what the memory held (``tests/test_speed_options.py`` reproduces it).
+    depending on what the memory held (``tests/engine/test_speed_options.py`` reproduces it).
     Such inputs are a few pixels, so fp32 there costs nothing measurable; every other
     input keeps bfloat16.
     """

@@ -214,7 +214,7 @@ def serve(
         "fedcmi run --engine flower --resume",
     )
     probes = evaluator.probes(end.global_state)
-    return writer.finish(end.global_state, str(ws.device), engine="flower", probes=probes)
+    return writer.finish(end.global_state, ws.device, ws.precision, "flower", probes)
 
 
 @server_app.main()

@@ -16,6 +16,7 @@ from fedcmi.data.base import MultimodalData
 from fedcmi.engine.embedded import ClientTrainer
 from fedcmi.engine.federation import Federation
 from fedcmi.engine.setup import set_up
+from fedcmi.engine.speed import Precision
 from fedcmi.errors import InputError
 
 try:
@@ -56,6 +57,7 @@ class Workspace:
     federation: Federation
     trainer: ClientTrainer
     device: torch.device
+    precision: Precision
     # The seeded initial global state, taken before any training: the trainer's model is
     # reused by every run of this config in the process, so its weights move.
     initial_state: dict[str, torch.Tensor]
@@ -69,8 +71,14 @@ def workspace(config_toml: str, data_dir: str | None) -> Workspace:
     key = hashlib.sha256(f"{config_toml}\0{data_dir}".encode()).hexdigest()
     if key not in _WORKSPACES:
         run = set_up(config_from_toml(config_toml), Path(data_dir) if data_dir else None)
-        trainer = ClientTrainer(run.cfg, run.data, run.device)
+        trainer = ClientTrainer(run.cfg, run.data, run.device, run.precision.name)
         _WORKSPACES[key] = Workspace(
-            run.cfg, run.data, run.federation, trainer, run.device, trainer.initial_state()
+            run.cfg,
+            run.data,
+            run.federation,
+            trainer,
+            run.device,
+            run.precision,
+            trainer.initial_state(),
         )
     return _WORKSPACES[key]

@@ -44,12 +44,12 @@ def _measure(overrides: list[str]) -> dict[str, Any]:
     from fedcmi.engine.setup import set_up
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = load_config(None, overrides)
+    cfg = load_config(None, ["engine.device=cpu", *overrides])
     before = _rss_mib()
     started = time.perf_counter()
     run = set_up(cfg, torch_settings=False)  # the bench keeps torch's own thread count
     data = run.data
-    engine = EmbeddedEngine(cfg, data, run.federation, torch.device("cpu"))
+    engine = EmbeddedEngine(run)
     setup = time.perf_counter() - started
     engine.run_round(0)  # FedCMI's warm-up round: no teacher yet
     started = time.perf_counter()

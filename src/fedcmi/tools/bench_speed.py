@@ -50,10 +50,11 @@ from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.core.training import Batch, ClientData, RoundContext, batch_indices
 from fedcmi.data import load_dataset
 from fedcmi.data.base import MultimodalData, Split
-from fedcmi.engine.embedded import EmbeddedEngine, clone_state, select_device
+from fedcmi.engine.embedded import EmbeddedEngine, clone_state
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.rounds import participants
-from fedcmi.engine.speed import configure_torch, resolve_precision
+from fedcmi.engine.setup import assemble, select_device
+from fedcmi.engine.speed import configure_torch
 
 BENCH_ROUND = 1  # 0-based: the round after FedCMI's warm-up round (warmup_rounds = 1)
 
@@ -189,7 +190,7 @@ class VariantRun:
     def __init__(self, label: str, cfg: Config, work: Workload, fed, device) -> None:
         self.label, self.device, self.workload = label, device, work.name
         configure_torch(cfg)  # determinism and cuDNN autotuning, as `fedcmi run` sets them
-        self.engine = EmbeddedEngine(cfg, work.data, fed, device)
+        self.engine = EmbeddedEngine(assemble(cfg, work.data, fed, device))
         self.start: State = clone_state(self.engine.global_state)
         self.host = None
         if label == "reference":
@@ -305,7 +306,7 @@ def bench_variant(run: VariantRun) -> dict[str, Any]:
     cfg, fed = engine.cfg, engine.federation
     selected = participants(engine.algorithm, fed, BENCH_ROUND)
     samples = sum(len(fed.client_indices[c]) for c in selected) * cfg.train.local_epochs
-    chosen = resolve_precision(cfg.engine.precision, run.device)
+    chosen = engine.run.precision
     warm = run.warm_up()
     log = PhaseLog(run.device)
     wall, peak = _measure(lambda: run.round(log), run.device)

@@ -51,11 +51,9 @@ from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import Config, NamedConfig, config_from_dict
 from fedcmi.core.files import atomic_write, write_json
 from fedcmi.core.probe import encoder_probe
-from fedcmi.data import load_dataset
-from fedcmi.data.base import MultimodalData
-from fedcmi.engine.embedded import ClientTrainer, make_client_data, select_device
+from fedcmi.engine.embedded import ClientTrainer, make_client_data
 from fedcmi.engine.evaluation import collect_logits, evaluate
-from fedcmi.engine.speed import configure_torch
+from fedcmi.engine.setup import RunSetup, set_up
 from fedcmi.models.base import MultimodalModel
 from fedcmi.tools.sweep import Cell, Grid, SweepError, run_cells, with_threads
 from fedcmi.tools.tables import layout
@@ -77,17 +75,16 @@ MIN_SEEDS = 3
 METHODS = {"a": "unimodal-a", "v": "unimodal-v", "joint": "fedavg"}
 
 
-def train_central(
-    cfg: Config, data: MultimodalData, method: str, epochs: int, device: torch.device
-) -> MultimodalModel:
+def train_central(run: RunSetup, method: str, epochs: int) -> MultimodalModel:
     """``method``'s model trained on the whole training pool as one client, ``epochs``
     epochs of the config's SGD at a constant learning rate (one optimizer throughout)."""
+    cfg, data, device = run.cfg, run.data, run.device
     central = dataclasses.replace(
         cfg,
         algorithm=NamedConfig(method, ALGORITHMS.get(method).Params()),
         train=dataclasses.replace(cfg.train, local_epochs=epochs, lr_decay_start=None),
     )
-    trainer = ClientTrainer(central, data, device)
+    trainer = ClientTrainer(central, data, device, run.precision.name)
     client = make_client_data(data.train, np.arange(len(data.train)), "av", 0, device)
     update, _ = trainer.train(client, trainer.initial_state(), round_idx=0)
     trainer.model.load_state_dict(update.state)
@@ -97,10 +94,9 @@ def train_central(
 def calibrate(cfg: Config, epochs: int, cache_dir: Path | None = None) -> dict[str, Any]:
     """One seed's calibration figures of ``cfg``'s dataset setting, on the val split
     (keys: :data:`KEYS`)."""
-    configure_torch(cfg)
-    data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
-    device = select_device(cfg.engine.device)
-    models = {key: train_central(cfg, data, m, epochs, device) for key, m in METHODS.items()}
+    run = set_up(cfg, cache_dir)
+    data, device = run.data, run.device
+    models = {key: train_central(run, m, epochs) for key, m in METHODS.items()}
     test, bs, classes = data.val.to(device), cfg.eval.batch_size, data.num_classes
     alone = {side: collect_logits(models[side], test, bs)["acc"] for side in "av"}
     joint = evaluate(models["joint"], test, bs, classes)

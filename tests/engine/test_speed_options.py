@@ -3,18 +3,22 @@
 import pytest
 
 from fedcmi.engine.runner import run_experiment
-from tests.conftest import synthetic_config
 
 
-def run(tmp_path, name, *overrides):
-    return run_experiment(
-        synthetic_config("rounds=3", "train.local_epochs=2", *overrides), tmp_path / name
-    )
+@pytest.fixture
+def run(make_config, tmp_path):
+    """Three rounds of two local epochs with ``overrides``, in ``tmp_path / name``."""
+
+    def train(name, *overrides):
+        cfg = make_config("rounds=3", "train.local_epochs=2", *overrides)
+        return run_experiment(cfg, tmp_path / name)
+
+    return train
 
 
-def test_bf16_autocast_reaches_fp32_accuracy(tmp_path):
-    fp32 = run(tmp_path, "fp32").last["test"]
-    bf16 = run(tmp_path, "bf16", "engine.precision=bf16").last["test"]
+def test_bf16_autocast_reaches_fp32_accuracy(run, tmp_path):
+    fp32 = run("fp32").last["test"]
+    bf16 = run("bf16", "engine.precision=bf16").last["test"]
     # bf16 rounds activations to 8 mantissa bits; on 80 test samples the accuracies
     # stay within 5 points.
     for key in ("acc", "acc_a", "acc_v"):
@@ -43,22 +47,22 @@ def test_channels_last_matches_fp32_on_images(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_encoders_match_eager(tmp_path):
-    eager = run(tmp_path, "eager").last["test"]
-    compiled = run(tmp_path, "compiled", "engine.compile=true").last["test"]
+def test_compiled_encoders_match_eager(run, tmp_path):
+    eager = run("eager").last["test"]
+    compiled = run("compiled", "engine.compile=true").last["test"]
     for key in ("acc", "acc_a", "acc_v", "imbalance_ratio"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4, abs=1e-4), key
 
 
-def test_concurrent_clients_match_sequential_training(tmp_path):
+def test_concurrent_clients_match_sequential_training(run, tmp_path):
     base = [
         "federation.num_clients=6",
         "federation.clients_per_round=4",
         "federation.multimodal_ratio=0.5",
         "engine.threads=1",
     ]
-    sequential = run(tmp_path, "sequential", *base)
-    concurrent = run(tmp_path, "concurrent", *base, "engine.concurrent_clients=3")
+    sequential = run("sequential", *base)
+    concurrent = run("concurrent", *base, "engine.concurrent_clients=3")
     assert (tmp_path / "sequential" / "metrics.jsonl").read_bytes() == (
         tmp_path / "concurrent" / "metrics.jsonl"
     ).read_bytes()
@@ -93,23 +97,15 @@ def test_compile_leaves_augmentation_modules_eager():
     assert encoder._compiled_call_impl is None
 
 
-def test_closing_a_concurrent_engine_stops_its_client_threads():
+def test_closing_a_concurrent_engine_stops_its_client_threads(make_engine, make_config):
     import threading
-
-    import torch
-
-    from fedcmi.data import load_dataset
-    from fedcmi.engine.embedded import EmbeddedEngine
-    from fedcmi.engine.federation import build_federation
 
     def client_threads() -> set:
         return {t for t in threading.enumerate() if t.name.startswith("fedcmi-client")}
 
     others = client_threads()  # any left by other tests' engines
-    cfg = synthetic_config("engine.concurrent_clients=2")
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
+    cfg = make_config("engine.concurrent_clients=2")
+    engine = make_engine(cfg)
     assert len(engine.trainers) == 2
     engine.run_round(0)
     assert client_threads() - others

@@ -8,22 +8,14 @@ import torch
 from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import TrainConfig
 from fedcmi.data import load_dataset
-from fedcmi.engine.embedded import ClientTrainer, EmbeddedEngine
+from fedcmi.engine.embedded import ClientTrainer
 from fedcmi.engine.evaluation import Evaluator
-from fedcmi.engine.federation import build_federation
 from fedcmi.engine.runner import RunDirError, run_experiment
 from fedcmi.engine.schedule import client_generator, lr_at
-from tests.conftest import synthetic_config
 
 
-def make_engine(cfg):
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    return EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
-
-
-def test_two_identical_runs_write_identical_metrics(tmp_path):
-    cfg = synthetic_config("federation.multimodal_ratio=0.5")
+def test_two_identical_runs_write_identical_metrics(make_config, tmp_path):
+    cfg = make_config("federation.multimodal_ratio=0.5")
     run_experiment(cfg, tmp_path / "one")
     run_experiment(cfg, tmp_path / "two")
     one = (tmp_path / "one" / "metrics.jsonl").read_bytes()
@@ -31,17 +23,17 @@ def test_two_identical_runs_write_identical_metrics(tmp_path):
     assert len(one.splitlines()) == 2
 
 
-def test_different_seed_changes_metrics(tmp_path):
-    run_experiment(synthetic_config(), tmp_path / "one")
-    run_experiment(synthetic_config("seed=1"), tmp_path / "two")
+def test_different_seed_changes_metrics(make_config, tmp_path):
+    run_experiment(make_config(), tmp_path / "one")
+    run_experiment(make_config("seed=1"), tmp_path / "two")
     assert (tmp_path / "one" / "metrics.jsonl").read_text() != (
         tmp_path / "two" / "metrics.jsonl"
     ).read_text()
 
 
-def test_run_folder_is_self_describing(tmp_path):
+def test_run_folder_is_self_describing(make_config, tmp_path):
     out = tmp_path / "run"
-    summary = run_experiment(synthetic_config(), out)
+    summary = run_experiment(make_config(), out)
     assert {p.name for p in out.iterdir()} == {
         "config.toml",
         "manifest.json",
@@ -64,9 +56,9 @@ def test_run_folder_is_self_describing(tmp_path):
     # probes of the final model's encoders: the label-rich modality a (signal 3) probes
     # better than v (signal 1), and the figure is the final state's
     assert summary.probe_a > summary.probe_v > 0.25
-    cfg = synthetic_config()
+    cfg = make_config()
     data = load_dataset("synthetic", cfg.data.params)
-    trainer = ClientTrainer(cfg, data, torch.device("cpu"))
+    trainer = ClientTrainer(cfg, data, torch.device("cpu"), "fp32")
     evaluator = Evaluator(cfg, data, trainer.model, torch.device("cpu"))
     probes = evaluator.probes(torch.load(out / "final.pt", weights_only=True))
     assert probes == {"probe_a": summary.probe_a, "probe_v": summary.probe_v}
@@ -85,12 +77,12 @@ def test_run_folder_is_self_describing(tmp_path):
     state = torch.load(out / "final.pt", weights_only=True)
     assert "fusion.weight" in state
     with pytest.raises(RunDirError, match="not empty"):
-        run_experiment(synthetic_config(), out)
+        run_experiment(make_config(), out)
 
 
 @pytest.mark.parametrize("name", ALGORITHMS.names())
-def test_every_algorithm_learns_on_synthetic(tmp_path, name):
-    cfg = synthetic_config(
+def test_every_algorithm_learns_on_synthetic(make_config, tmp_path, name):
+    cfg = make_config(
         f"algorithm.name={name}",
         "rounds=4",
         "train.local_epochs=2",
@@ -101,8 +93,8 @@ def test_every_algorithm_learns_on_synthetic(tmp_path, name):
     assert summary.last["test"]["acc"] > 0.5  # 4 classes: chance is 0.25
 
 
-def test_warmup_round_has_no_temperatures_then_class_wise_ones():
-    engine = make_engine(synthetic_config())
+def test_warmup_round_has_no_temperatures_then_class_wise_ones(make_engine, make_config):
+    engine = make_engine(make_config())
     first = engine.run_round(0).client_logs
     second = engine.run_round(1).client_logs
     assert all("temperatures" not in c for c in first)
@@ -111,17 +103,23 @@ def test_warmup_round_has_no_temperatures_then_class_wise_ones():
     assert all(0.0 <= c["a_dominant_frac"] <= 1.0 for c in first + second)
 
 
-def test_uniform_temperature_ablation_logs_ones():
-    engine = make_engine(synthetic_config("algorithm.temperature=uniform"))
+def test_uniform_temperature_ablation_logs_ones(make_engine, make_config):
+    engine = make_engine(make_config("algorithm.temperature=uniform"))
     engine.run_round(0)
     logs = engine.run_round(1).client_logs
     assert all(c["temperatures"] == [1.0] * 4 for c in logs)
 
 
-def trained(cfg, rounds=2):
-    engine = make_engine(cfg)
-    records = [engine.run_round(t) for t in range(rounds)]
-    return engine.global_state, records[-1]
+@pytest.fixture
+def trained(make_engine):
+    """The global state and last record after ``rounds`` rounds of ``cfg``."""
+
+    def train(cfg, rounds=2):
+        engine = make_engine(cfg)
+        records = [engine.run_round(t) for t in range(rounds)]
+        return engine.global_state, records[-1]
+
+    return train
 
 
 # Each switch, and what it must change against the full method after 2 rounds: the
@@ -136,9 +134,9 @@ ABLATIONS = {
 
 
 @pytest.mark.parametrize("override", ABLATIONS)
-def test_each_ablation_switch_changes_what_is_trained(override):
-    full_state, full = trained(synthetic_config())
-    state, record = trained(synthetic_config(override))
+def test_each_ablation_switch_changes_what_is_trained(trained, make_config, override):
+    full_state, full = trained(make_config())
+    state, record = trained(make_config(override))
     if ABLATIONS[override] == "names":
         assert set(state) != set(full_state)
     else:
@@ -147,12 +145,12 @@ def test_each_ablation_switch_changes_what_is_trained(override):
     # Without an infiltration projector there is no infiltration fill to evaluate.
     has_fill = override != "algorithm.infiltration_projector=false"
     assert ("acc_va" in record.test) == has_fill and "acc_va" in full.test
-    again, _ = trained(synthetic_config(override))  # and the switch is reproducible
+    again, _ = trained(make_config(override))  # and the switch is reproducible
     assert all(torch.equal(again[k], state[k]) for k in state)
 
 
-def test_teacher_stays_frozen_at_the_global_state():
-    engine = make_engine(synthetic_config())
+def test_teacher_stays_frozen_at_the_global_state(make_engine, make_config):
+    engine = make_engine(make_config())
     engine.run_round(0)
     global_before = {k: v.clone() for k, v in engine.global_state.items()}
     engine.train_client(engine.federation.schedule[1][0], 1)
@@ -163,8 +161,8 @@ def test_teacher_stays_frozen_at_the_global_state():
     assert all(not p.requires_grad for p in teacher.parameters())
 
 
-def test_a_only_client_never_touches_the_v_side_or_the_a_head():
-    cfg = synthetic_config(
+def test_a_only_client_never_touches_the_v_side_or_the_a_head(make_engine, make_config):
+    cfg = make_config(
         "federation.multimodal_ratio=0.0",
         "federation.num_clients=2",
         "federation.clients_per_round=1",

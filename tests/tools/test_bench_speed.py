@@ -7,18 +7,15 @@ import torch
 
 from fedcmi.core.phases import PhaseLog
 from fedcmi.data import load_dataset
-from fedcmi.engine.embedded import EmbeddedEngine
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.speed import resolve_precision
 from fedcmi.tools.bench_speed import BENCH_ROUND, Workload, bench_workload, reference_round
-from tests.conftest import synthetic_config
 
 
-def test_reference_loop_and_engine_give_identical_client_states():
-    cfg = synthetic_config("federation.multimodal_ratio=0.5", "train.batch_size=8")
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, torch.device("cpu"))
+def test_reference_loop_and_engine_give_identical_client_states(make_engine, make_config):
+    cfg = make_config("federation.multimodal_ratio=0.5", "train.batch_size=8")
+    engine = make_engine(cfg)
+    data, fed = engine.run.data, engine.federation
     engine.run_round(0)  # past warm-up, so round 1 exercises the infiltration loss
     host = [data.train.subset(torch.as_tensor(idx)) for idx in fed.client_indices]
     log = PhaseLog(torch.device("cpu"))
@@ -34,8 +31,8 @@ def test_reference_loop_and_engine_give_identical_client_states():
 
 
 @pytest.mark.slow
-def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
-    cfg = synthetic_config("algorithm.warmup_rounds=1")
+def test_bench_reports_every_variant_and_benches_a_post_warm_up_round(make_config):
+    cfg = make_config("algorithm.warmup_rounds=1")
     work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))
     seen = []
     rows = bench_workload(work, torch.device("cpu"), on_row=seen.append)
@@ -58,11 +55,11 @@ def test_bench_reports_every_variant_and_benches_a_post_warm_up_round():
         json.dumps(row)  # every field is JSON-ready
 
 
-def test_cli_writes_json_after_every_row(tmp_path, monkeypatch):
+def test_cli_writes_json_after_every_row(make_config, tmp_path, monkeypatch):
     import fedcmi.tools.bench_speed as bench
     from fedcmi.cli import main
 
-    cfg = synthetic_config("algorithm.warmup_rounds=1")
+    cfg = make_config("algorithm.warmup_rounds=1")
     work = Workload("synthetic", cfg, load_dataset(cfg.data.name, cfg.data.params))
     monkeypatch.setattr(bench, "av_digits", lambda: work)
     out = tmp_path / "speed.json"

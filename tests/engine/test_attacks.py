@@ -9,7 +9,6 @@ from fedcmi.core.training import ClientData
 from fedcmi.engine.attacks.label_flip import flip_labels
 from fedcmi.engine.faults import attack_generator, attack_of, malicious_clients, poison
 from fedcmi.engine.runner import run_experiment
-from tests.conftest import synthetic_config
 
 GLOBAL = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
 HONEST = ClientUpdate(0, "av", 10, {"w": torch.tensor([2.0, 0.0]), "n": torch.tensor(4)})
@@ -38,16 +37,16 @@ def test_label_flipping_maps_y_to_c_minus_1_minus_y():
     assert flip_labels(client, 4).y.tolist() == [3, 2, 0]
 
 
-def test_the_malicious_set_is_fixed_by_the_seed():
-    cfg = synthetic_config("faults.malicious_clients=2", "faults.attack=scale")
+def test_the_malicious_set_is_fixed_by_the_seed(make_config):
+    cfg = make_config("faults.malicious_clients=2", "faults.attack=scale")
     bad = malicious_clients(cfg)
     assert len(bad) == 2 and bad == malicious_clients(cfg)
     assert [attack_of(cfg, c) for c in range(cfg.federation.num_clients)].count("scale") == 2
-    assert malicious_clients(synthetic_config()) == frozenset()
+    assert malicious_clients(make_config()) == frozenset()
 
 
 @pytest.mark.slow
-def test_a_scaling_attacker_breaks_the_mean_and_the_median_resists(tmp_path):
+def test_a_scaling_attacker_breaks_the_mean_and_the_median_resists(make_config, tmp_path):
     common = [
         "federation.num_clients=5",
         "federation.clients_per_round=5",
@@ -59,11 +58,9 @@ def test_a_scaling_attacker_breaks_the_mean_and_the_median_resists(tmp_path):
         "faults.attack=scale",
         "faults.attack_factor=50.0",
     ]
-    clean = run_experiment(synthetic_config(*common[:6]), tmp_path / "clean")
-    mean = run_experiment(synthetic_config(*common), tmp_path / "mean")
-    median = run_experiment(
-        synthetic_config(*common, "robustness.rule=median"), tmp_path / "median"
-    )
+    clean = run_experiment(make_config(*common[:6]), tmp_path / "clean")
+    mean = run_experiment(make_config(*common), tmp_path / "mean")
+    median = run_experiment(make_config(*common, "robustness.rule=median"), tmp_path / "median")
     acc = {
         k: s.last["test"]["acc"] for k, s in [("clean", clean), ("mean", mean), ("median", median)]
     }

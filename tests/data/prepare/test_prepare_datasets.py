@@ -9,59 +9,13 @@ import torch
 from fedcmi.data.prepare import prepare
 from fedcmi.data.prepare.cache import CacheMismatchError
 from fedcmi.data.prepare.crema_d import EMOTIONS
-from tests.media_fixtures import TSV_COLUMNS, write_jpeg, write_video, write_wav
-
-SMALL = {"seconds": 0.5, "frame_size": 16}
-
-
-def make_crema_d(root, actors=("1001", "1002")):
-    """Clips of each actor x 6 emotions; one corrupt video, one clip without audio."""
-    for a, actor in enumerate(actors):
-        for e, emo in enumerate(EMOTIONS):
-            key = f"{actor}_DFA_{emo}_XX"
-            write_wav(root / "AudioWAV" / f"{key}.wav", 0.4 + 0.1 * e, hz=200 + 50 * e)
-            write_video(
-                root / "VideoFlash" / f"{key}.flv",
-                1.2 + 0.5 * a,
-                fps=5,
-                size=24,
-                audio_hz=None,
-                seed=e,
-            )
-    (root / "VideoFlash" / "1002_DFA_SAD_XX.flv").write_bytes(b"FLV\x01 not really a video")
-    (root / "AudioWAV" / "1001_DFA_NEU_XX.wav").unlink()
-    return root
-
-
-def make_ave(root):
-    """Six videos; Annotations.txt with a duplicated id and a zero-length event."""
-    header = "Category&VideoID&Quality&StartTime&EndTime"
-    rows = [
-        ("Dog", "v1", 0, 2),
-        ("Dog", "v2", 1, 3),
-        ("Church bell", "v3", 0, 3),
-        ("Church bell", "v4", 0, 1),
-        ("Race car, auto racing", "v5", 1, 2),
-        ("Race car, auto racing", "v6", 0, 3),
-    ]
-    lines = [header] + [f"{c}&{v}&good&{s}&{e}" for c, v, s, e in rows]
-    lines += ["Dog&v1&good&2&3", "Dog&v7&good&1&1"]  # duplicated id, zero-length event
-    (root / "AVE").mkdir(parents=True)
-    (root / "Annotations.txt").write_text("\n".join(lines) + "\n")
-    splits = {"trainSet.txt": rows[:4], "valSet.txt": rows[4:5], "testSet.txt": rows[5:]}
-    for name, part in splits.items():
-        (root / name).write_text("".join(f"{c}&{v}&good&{s}&{e}\n" for c, v, s, e in part))
-    for i, (_, vid, _, _) in enumerate(rows):
-        write_video(root / "AVE" / f"{vid}.mp4", 3.0, fps=5, size=24, audio_hz=300 + 40 * i, seed=i)
-    (root / "AVE" / "v4.mp4").write_bytes(b"")  # empty file
-    return root
 
 
 @pytest.fixture(scope="module")
-def crema_cache(tmp_path_factory):
-    raw = make_crema_d(tmp_path_factory.mktemp("crema-raw"))
+def crema_cache(tmp_path_factory, media):
+    raw = media.crema_d(tmp_path_factory.mktemp("crema-raw"))
     out = tmp_path_factory.mktemp("crema-cache") / "cache"
-    return raw, out, prepare("crema-d", raw, out, dict(SMALL), workers=2)
+    return raw, out, prepare("crema-d", raw, out, dict(media.small), workers=2)
 
 
 @pytest.mark.slow
@@ -82,18 +36,18 @@ def test_crema_d_prepare_shapes_counts_and_skips(crema_cache):
     assert manifest["bytes_per_clip"] == 257 * 48 * 2 + 3 * 16 * 16 * 3
 
 
-def test_prepare_is_idempotent_and_refuses_other_parameters(crema_cache):
+def test_prepare_is_idempotent_and_refuses_other_parameters(media, crema_cache):
     raw, out, manifest = crema_cache
-    again = prepare("crema-d", raw, out, dict(SMALL))
+    again = prepare("crema-d", raw, out, dict(media.small))
     assert again["params_hash"] == manifest["params_hash"]
     with pytest.raises(CacheMismatchError, match="other parameters"):
-        prepare("crema-d", raw, out, {**SMALL, "frames": 2})
+        prepare("crema-d", raw, out, {**media.small, "frames": 2})
 
 
-def test_prepare_resumes_after_a_kill(tmp_path):
-    raw = make_crema_d(tmp_path / "raw")
+def test_prepare_resumes_after_a_kill(media, tmp_path):
+    raw = media.crema_d(tmp_path / "raw")
     out = tmp_path / "cache"
-    full = prepare("crema-d", raw, out, dict(SMALL))
+    full = prepare("crema-d", raw, out, dict(media.small))
     # Simulate a build killed after its first rows: manifest gone, progress on disk.
     progress = {
         "format": 1,
@@ -105,23 +59,29 @@ def test_prepare_resumes_after_a_kill(tmp_path):
     (out / "manifest.json").unlink()
     (out / "progress.json").write_text(json.dumps(progress))
     calls = []
-    resumed = prepare("crema-d", raw, out, dict(SMALL), on_progress=lambda d, n: calls.append(d))
+    resumed = prepare(
+        "crema-d", raw, out, dict(media.small), on_progress=lambda d, n: calls.append(d)
+    )
     assert resumed["ok"] == full["ok"] and calls[0] > 3
 
 
-def test_preprocessed_frame_folders_are_used(tmp_path):
-    raw = make_crema_d(tmp_path / "raw")
+def test_preprocessed_frame_folders_are_used(media, tmp_path):
+    raw = media.crema_d(tmp_path / "raw")
     for k in range(4):
-        write_jpeg(raw / "Image-01-FPS" / "1001_DFA_HAP_XX" / f"{k:05d}.jpg", (40, 30), 50 * k)
-    prepare("crema-d", raw, tmp_path / "cache", dict(SMALL))
+        media.write_jpeg(
+            raw / "Image-01-FPS" / "1001_DFA_HAP_XX" / f"{k:05d}.jpg", (40, 30), 50 * k
+        )
+    prepare("crema-d", raw, tmp_path / "cache", dict(media.small))
     index = [r["key"] for r in json.loads((tmp_path / "cache" / "index.json").read_text())]
     frames = np.load(tmp_path / "cache" / "frames.npy")[index.index("1001_DFA_HAP_XX")]
     assert frames[:, 0, 0, 0].tolist() == [0, 50, 100]  # sorted JPEGs, not the video
 
 
-def test_speaker_split_and_split_files(tmp_path):
-    raw = make_crema_d(tmp_path / "raw")
-    prepare("crema-d", raw, tmp_path / "spk", {**SMALL, "split": "speaker", "test_fraction": 0.5})
+def test_speaker_split_and_split_files(media, tmp_path):
+    raw = media.crema_d(tmp_path / "raw")
+    prepare(
+        "crema-d", raw, tmp_path / "spk", {**media.small, "split": "speaker", "test_fraction": 0.5}
+    )
     index = json.loads((tmp_path / "spk" / "index.json").read_text())
     test_actors = {r["key"][:4] for r in index if r["split"] == "test"}
     train_actors = {r["key"][:4] for r in index if r["split"] == "train"}
@@ -133,7 +93,7 @@ def test_speaker_split_and_split_files(tmp_path):
         raw,
         tmp_path / "file",
         {
-            **SMALL,
+            **media.small,
             "split": "file",
             "train_file": str(tmp_path / "train.csv"),
             "test_file": str(tmp_path / "test.csv"),
@@ -142,8 +102,8 @@ def test_speaker_split_and_split_files(tmp_path):
     assert manifest["splits"] == {"test": 1, "train": 2}
 
 
-def test_ave_prepare_event_cropped(tmp_path):
-    raw = make_ave(tmp_path / "raw")
+def test_ave_prepare_event_cropped(media, tmp_path):
+    raw = media.ave(tmp_path / "raw")
     manifest = prepare(
         "ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4}
     )
@@ -170,7 +130,7 @@ def assert_reports_the_final_model(run_dir):
     folder = RunFolder(run_dir)
     cfg = load_config(folder.config_file)
     data = load_dataset(cfg.data.name, cfg.data.params)
-    trainer = ClientTrainer(cfg, data, torch.device("cpu"))
+    trainer = ClientTrainer(cfg, data, torch.device("cpu"), cfg.engine.precision)
     trainer.model.load_state_dict(torch.load(folder.final_file, weights_only=True))
     again = evaluate(trainer.model, data.test, cfg.eval.batch_size, data.num_classes)
     summary, last = folder.summary(), folder.records()[-1]
@@ -204,20 +164,20 @@ def one_round(tmp_path, name, cache, **data):
 
 
 @pytest.mark.slow
-def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(tmp_path):
-    raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
-    prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
+def test_one_fedcmi_round_with_resnets_on_prepared_crema_d(media, tmp_path):
+    raw = media.crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, tmp_path / "cache", {**media.small, "test_fraction": 0.34})
     one_round(tmp_path, "crema-d", tmp_path / "cache", val_fraction=0.5)
     test = assert_reports_the_final_model(tmp_path / "run-crema-d")
     assert {"acc_av", "acc_va", "acc_a_head"} <= set(test)
 
 
-def test_prepared_data_keeps_its_stored_dtypes(tmp_path):
+def test_prepared_data_keeps_its_stored_dtypes(media, tmp_path):
     from fedcmi.config import load_config
     from fedcmi.data import load_dataset
 
-    raw = make_crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
-    prepare("crema-d", raw, tmp_path / "cache", {**SMALL, "test_fraction": 0.34})
+    raw = media.crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, tmp_path / "cache", {**media.small, "test_fraction": 0.34})
     cache = f"data.cache='{tmp_path / 'cache'}'"
     cfg = load_config(None, ["data.name=crema-d", cache, "data.val_fraction=0.5"])
     data = load_dataset("crema-d", cfg.data.params)
@@ -227,18 +187,18 @@ def test_prepared_data_keeps_its_stored_dtypes(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_fedcmi_round_with_resnets_on_prepared_ave(tmp_path):
-    raw = make_ave(tmp_path / "raw")
+def test_one_fedcmi_round_with_resnets_on_prepared_ave(media, tmp_path):
+    raw = media.ave(tmp_path / "raw")
     prepare("ave", raw, tmp_path / "cache", {"seconds": 2.0, "frame_size": 16, "frames": 4})
     one_round(tmp_path, "ave", tmp_path / "cache", frames=4)
     assert_reports_the_final_model(tmp_path / "run-ave")
 
 
 @pytest.mark.slow
-def test_prepare_command_line(tmp_path, capsys):
+def test_prepare_command_line(media, tmp_path, capsys):
     from fedcmi.cli import main
 
-    raw = make_ave(tmp_path / "raw")
+    raw = media.ave(tmp_path / "raw")
     out = tmp_path / "cache"
     code = main(
         [
@@ -285,11 +245,11 @@ VOCAB = [
 ]
 
 
-def make_crisismmd(root):
+def make_crisismmd(root, media):
     """Informative task: 6 train, 2 dev, 2 test pairs; one image missing, one corrupt."""
     from fedcmi.data.prepare.crisismmd import task_file
 
-    columns = list(TSV_COLUMNS)
+    columns = list(media.tsv_columns)
     texts = ["RT Help now http://t.co/x", "flood #houston", "no water", "help", "now flood", "no"]
     for split, count in (("train", 6), ("dev", 2), ("test", 2)):
         rows = [columns]
@@ -309,7 +269,7 @@ def make_crisismmd(root):
                     "Positive",
                 ]
             )
-            write_jpeg(root / image, (40 + 8 * k, 30), 30 * k)
+            media.write_jpeg(root / image, (40 + 8 * k, 30), 30 * k)
         path = task_file(root, "informative", split)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join("\t".join(r) for r in rows) + "\n")
@@ -320,8 +280,8 @@ def make_crisismmd(root):
 
 
 @pytest.mark.slow
-def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(tmp_path):
-    raw = make_crisismmd(tmp_path / "raw")
+def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(media, tmp_path):
+    raw = make_crisismmd(tmp_path / "raw", media)
     manifest = prepare(
         "crisismmd",
         raw,

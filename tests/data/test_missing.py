@@ -11,21 +11,26 @@ from fedcmi.algorithms import ALGORITHMS
 from fedcmi.config import ConfigError, load_config
 from fedcmi.data import load_dataset
 from fedcmi.data.base import Split
-from fedcmi.engine.embedded import EmbeddedEngine, make_client_data, select_device
+from fedcmi.engine.embedded import make_client_data
 from fedcmi.engine.federation import Missing, build_federation
 from fedcmi.models import FedCMIModel
-from tests.conftest import synthetic_config
 
 RATES = ("federation.missing_rate_a=0.3", "federation.missing_rate_v=0.4")
 
 
-def federation_of(*overrides, seed=0):
-    cfg = synthetic_config("federation.multimodal_ratio=0.5", f"seed={seed}", *overrides)
-    labels = load_dataset(cfg.data.name, cfg.data.params).train.y.numpy()
-    return build_federation(labels, cfg.federation, cfg.rounds, cfg.seed), labels
+@pytest.fixture
+def federation_of(make_config):
+    """The federation of a half-unimodal synthetic config with ``overrides``, and the labels."""
+
+    def build(*overrides, seed=0):
+        cfg = make_config("federation.multimodal_ratio=0.5", f"seed={seed}", *overrides)
+        labels = load_dataset(cfg.data.name, cfg.data.params).train.y.numpy()
+        return build_federation(labels, cfg.federation, cfg.rounds, cfg.seed), labels
+
+    return build
 
 
-def test_masks_are_drawn_once_from_the_seed():
+def test_masks_are_drawn_once_from_the_seed(federation_of):
     one, _ = federation_of(*RATES)
     two, _ = federation_of(*RATES)
     other, _ = federation_of(*RATES, seed=1)
@@ -43,7 +48,7 @@ def test_masks_are_drawn_once_from_the_seed():
     )
 
 
-def test_missing_inputs_change_nothing_else_and_only_multimodal_clients():
+def test_missing_inputs_change_nothing_else_and_only_multimodal_clients(federation_of):
     plain, _ = federation_of()
     masked, labels = federation_of(*RATES)
     assert plain.schedule == masked.schedule and plain.modalities == masked.modalities
@@ -80,13 +85,12 @@ def test_client_data_zeroes_missing_rows_and_drops_samples_missing_both():
 
 
 @pytest.mark.parametrize("name", ALGORITHMS.names())
-def test_no_loss_term_reads_a_missing_input(name):
+def test_no_loss_term_reads_a_missing_input(make_engine, make_config, name):
     """Local training from the same global state on two copies of a client that differ
     only in what the missing rows hold gives the same model, report and logs."""
-    cfg = synthetic_config(f"algorithm.name={name}", "rounds=3", *RATES)
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, select_device("cpu"))
+    cfg = make_config(f"algorithm.name={name}", "rounds=3", *RATES)
+    engine = make_engine(cfg)
+    fed = engine.federation
     engine.run_round(0)  # past FedCMI's warm-up: the infiltration term is on in round 1
     cid = next(iter(fed.missing))
     clean = engine.clients[cid]

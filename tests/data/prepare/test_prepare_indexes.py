@@ -4,7 +4,6 @@ import pytest
 
 from fedcmi.data.prepare.ave import HEADER, class_names, read_events
 from fedcmi.data.prepare.crisismmd import clean_tweet, read_pairs, task_file
-from tests.media_fixtures import TSV_COLUMNS
 
 
 def test_ave_events_skip_duplicates_and_zero_length(tmp_path):
@@ -36,8 +35,8 @@ def test_clean_tweet():
     assert clean_tweet(text) == "@user: Flooding in Houston now Harvey"
 
 
-def test_crisismmd_pairs(tmp_path):
-    columns = list(TSV_COLUMNS)
+def test_crisismmd_pairs(media, tmp_path):
+    columns = list(media.tsv_columns)
     rows = [
         [
             "harvey",

@@ -16,13 +16,12 @@ from fedcmi.tools.calibrate import (
     regime_failures,
     summarise_seeds,
 )
-from tests.conftest import synthetic_config
 
 
 @pytest.mark.slow
-def test_calibration_figures_describe_the_setting():
+def test_calibration_figures_describe_the_setting(make_config):
     # a carries the label, v is pure noise: v is the weak modality, alone at chance
-    cfg = synthetic_config("data.signal_a=4.0", "data.signal_v=0.0")
+    cfg = make_config("data.signal_a=4.0", "data.signal_v=0.0")
     figures = calibrate(cfg, epochs=20)
     assert tuple(figures) == KEYS
     assert figures["weak"] == "v"
@@ -35,25 +34,25 @@ def test_calibration_figures_describe_the_setting():
     assert all(0.0 <= figures[k] <= 1.0 for k in bounded)
 
 
-def test_calibration_reads_the_val_split_not_test(monkeypatch):
+def test_calibration_reads_the_val_split_not_test(make_config, monkeypatch):
     # a test split of one class only would change every figure if it were read
-    import fedcmi.tools.calibrate as module
+    import fedcmi.engine.setup as setup
 
-    cfg = synthetic_config()
+    cfg = make_config()
     before = calibrate(cfg, epochs=2)
-    real_load = module.load_dataset
+    real_load = setup.load_dataset
 
     def load_with_broken_test(*args, **kwargs):
         data = real_load(*args, **kwargs)
         broken = dataclasses.replace(data.test, y=torch.zeros_like(data.test.y))
         return dataclasses.replace(data, test=broken)
 
-    monkeypatch.setattr(module, "load_dataset", load_with_broken_test)
+    monkeypatch.setattr(setup, "load_dataset", load_with_broken_test)
     assert calibrate(cfg, epochs=2) == before
 
 
-def test_calibration_is_reproducible():
-    cfg = synthetic_config()
+def test_calibration_is_reproducible(make_config):
+    cfg = make_config()
     assert calibrate(cfg, epochs=2) == calibrate(cfg, epochs=2)
 
 

@@ -301,7 +301,7 @@ def test_report_renders_in_headless_chromium(finished_sweep, tmp_path):
 def test_defaults_grid_reproduces_the_presets():
     from fedcmi.config import config_from_dict, load_config
 
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     grid = load_grid(root / "grids" / "defaults-av-digits.toml")
     for cell in grid.cells:
         preset = load_config(root / f"av-digits-{cell.axes['algorithm.name']}.toml")
@@ -383,7 +383,7 @@ def test_sweep_report_shows_paired_differences_when_seeds_pair_up(tmp_path):
 def test_hard_presets_differ_only_in_the_method_and_match_their_grid(dataset):
     from fedcmi.config import config_from_dict, load_config
 
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     grid = load_grid(root / "grids" / f"paper-{dataset}.toml")
     reference = load_config(root / f"{dataset}-fedavg.toml").to_dict()
     for cell in grid.cells:

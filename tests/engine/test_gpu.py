@@ -22,14 +22,13 @@ from fedcmi.data.prepare import prepare  # noqa: E402
 from fedcmi.engine.embedded import EmbeddedEngine  # noqa: E402
 from fedcmi.engine.federation import build_federation  # noqa: E402
 from fedcmi.engine.runner import run_experiment  # noqa: E402
+from fedcmi.engine.setup import assemble  # noqa: E402
 from fedcmi.engine.speed import configure_torch, resolve_precision  # noqa: E402
-from tests.conftest import synthetic_config  # noqa: E402
-from tests.test_prepare_datasets import SMALL, make_ave, make_crema_d  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
 
-def test_concurrent_clients_on_streams_match_sequential_clients(tmp_path, gpu_device):
+def test_concurrent_clients_on_streams_match_sequential_clients(make_config, tmp_path, gpu_device):
     # Deterministic kernels, one model replica and CUDA stream per concurrent client:
     # the same per-client math in another order, so the metrics agree to 1e-6 (on the
     # CPU the files are byte-identical).
@@ -42,8 +41,8 @@ def test_concurrent_clients_on_streams_match_sequential_clients(tmp_path, gpu_de
         "rounds=3",
         "train.local_epochs=2",
     ]
-    seq = run_experiment(synthetic_config(*base), tmp_path / "seq")
-    con = run_experiment(synthetic_config(*base, "engine.concurrent_clients=4"), tmp_path / "con")
+    seq = run_experiment(make_config(*base), tmp_path / "seq")
+    con = run_experiment(make_config(*base, "engine.concurrent_clients=4"), tmp_path / "con")
     for key, value in seq.last["test"].items():
         assert con.last["test"][key] == pytest.approx(value, abs=1e-6), key
     if gpu_device == "cpu":
@@ -53,10 +52,10 @@ def test_concurrent_clients_on_streams_match_sequential_clients(tmp_path, gpu_de
 
 
 @pytest.fixture(scope="module")
-def crema_cache(tmp_path_factory):
+def crema_cache(tmp_path_factory, media):
     root = tmp_path_factory.mktemp("crema")
-    raw = make_crema_d(root / "raw", actors=("1001", "1002", "1003"))
-    prepare("crema-d", raw, root / "cache", {**SMALL, "test_fraction": 0.34})
+    raw = media.crema_d(root / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, root / "cache", {**media.small, "test_fraction": 0.34})
     return root / "cache"
 
 
@@ -97,7 +96,7 @@ def test_speed_options_reach_the_fp32_results_with_resnets(
     tmp_path, gpu_device, crema_cache, option
 ):
     if option == "compile" and gpu_device == "cpu":
-        pytest.skip("compiling ResNets on the CPU takes minutes (tests/test_speed_options.py)")
+        pytest.skip("compiling ResNets on the CPU takes minutes (see test_speed_options.py)")
     fp32 = run_experiment(crema_config(crema_cache, gpu_device), tmp_path / "fp32")
     fast = run_experiment(
         crema_config(crema_cache, gpu_device, *OPTIONS[option]), tmp_path / option
@@ -129,7 +128,7 @@ def test_float16_resident_data_gives_the_float32_results(gpu_device, crema_cache
     records = []
     for data in (half, widened):
         fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-        engine = EmbeddedEngine(cfg, data, fed, torch.device(gpu_device))
+        engine = EmbeddedEngine(assemble(cfg, data, fed, torch.device(gpu_device)))
         records.append(engine.run_round(0))
         engine.close()
     # The encoders widen float16 batches to float32 on entry: identical numbers (compared
@@ -145,7 +144,7 @@ ALL_OPTIONS = ["engine.precision=auto", "engine.channels_last=true", "engine.con
 
 @pytest.mark.parametrize("dataset", ["crema-d", "ave"])
 def test_one_round_on_prepared_data_with_every_speed_option(
-    tmp_path, gpu_device, crema_cache, dataset
+    media, tmp_path, gpu_device, crema_cache, dataset
 ):
     if dataset == "crema-d":
         cache, extra = crema_cache, ["data.val_fraction=0.5"]
@@ -153,7 +152,7 @@ def test_one_round_on_prepared_data_with_every_speed_option(
         cache = tmp_path / "cache"
         prepare(
             "ave",
-            make_ave(tmp_path / "raw"),
+            media.ave(tmp_path / "raw"),
             cache,
             {"seconds": 2.0, "frame_size": 16, "frames": 4},
         )

@@ -20,8 +20,6 @@ from fedcmi.core.training import (
 )
 from fedcmi.engine.rounds import RoundFailedError
 from fedcmi.engine.run_folder import RoundRecord
-from tests.conftest import synthetic_config
-from tests.test_engine import make_engine
 
 
 def linear_client(
@@ -112,16 +110,16 @@ def test_constructed_divergence_names_the_first_term_and_step():
     )
 
 
-def test_a_diverging_fedcmi_round_fails_naming_the_term():
-    cfg = synthetic_config("train.lr=1e8", "robustness.max_round_retries=0")
+def test_a_diverging_fedcmi_round_fails_naming_the_term(make_config, make_engine):
+    cfg = make_config("train.lr=1e8", "robustness.max_round_retries=0")
     engine = make_engine(cfg)
     with pytest.raises(RoundFailedError, match=r"went non-finite first, at step \d+ of \d+"):
         for t in range(cfg.rounds):
             engine.run_round(t)
 
 
-def test_fedcmi_reports_each_term_per_client():
-    engine = make_engine(synthetic_config("federation.multimodal_ratio=0.5"))
+def test_fedcmi_reports_each_term_per_client(make_config, make_engine):
+    engine = make_engine(make_config("federation.multimodal_ratio=0.5"))
     engine.run_round(0)
     logs = engine.run_round(1).client_logs
     for log in logs:
@@ -176,7 +174,9 @@ def test_temperature_scaling_weighs_each_sample_by_its_class_temperature():
     assert scaled == pytest.approx((0.25 * per_sample[0] + 0.5 * per_sample[1]) / 2, rel=1e-6)
 
 
-def test_distill_scale_temperature_reaches_every_distillation_of_a_round(monkeypatch):
+def test_distill_scale_temperature_reaches_every_distillation_of_a_round(
+    make_config, make_engine, monkeypatch
+):
     import fedcmi.algorithms.fedcmi as fedcmi_module
 
     flags: list[bool] = []
@@ -189,18 +189,20 @@ def test_distill_scale_temperature_reaches_every_distillation_of_a_round(monkeyp
     monkeypatch.setattr(fedcmi_module, "infiltration_loss", spy)
     for scale, expected in (("none", False), ("temperature", True)):
         flags.clear()
-        engine = make_engine(synthetic_config(f'algorithm.distill_scale="{scale}"'))
+        engine = make_engine(make_config(f'algorithm.distill_scale="{scale}"'))
         engine.run_round(0)  # warm-up round: no distillation
         assert flags == []
         engine.run_round(1)
         assert flags and set(flags) == {expected}
 
 
-def test_local_momentum_trains_as_train_momentum_would_and_absent_leaves_it():
+def test_local_momentum_trains_as_train_momentum_would_and_absent_leaves_it(
+    make_config, make_engine
+):
     # algorithm.local_momentum = m trains exactly as train.momentum = m, and absent it
     # leaves train.momentum in force (the stabiliser and the published form).
     def final_state(*overrides: str) -> dict[str, torch.Tensor]:
-        engine = make_engine(synthetic_config("federation.multimodal_ratio=0.5", *overrides))
+        engine = make_engine(make_config("federation.multimodal_ratio=0.5", *overrides))
         for t in range(2):
             engine.run_round(t)
         return engine.global_state

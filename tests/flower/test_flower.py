@@ -12,14 +12,29 @@ from fedcmi.algorithms import ALGORITHMS  # noqa: E402
 from fedcmi.cli import main  # noqa: E402
 from fedcmi.engine.runner import run_experiment  # noqa: E402
 from fedcmi.flower.simulation import run_flower_simulations  # noqa: E402
-from tests.conftest import synthetic_config  # noqa: E402
+
+# One Ray simulation runs every parity case (a simulation's start-up costs seconds); each
+# case is then its own test, comparing that case's Flower and embedded run folders.
+PARITY_CASES = {name: (name, ()) for name in ALGORITHMS.names()} | {
+    # Server optimizers, power-of-choice selection and per-sample missing inputs.
+    "fedcmi-fedadam-pow-missing": ("fedcmi", ('server.optimizer="adam"', "server.lr=0.05")),
+    "fedavg-pow-missing": ("fedavg", ()),
+}
+SELECTION_AND_MISSING = (
+    'federation.selection="power-of-choice"',
+    "federation.missing_rate_a=0.3",
+    "federation.missing_rate_v=0.2",
+)
 
 
-def parity_config(name: str, *extra: str):
+def parity_config(make_config, case: str):
     # threads=1 in both engines: Ray workers run single-threaded, and thread counts
     # can change floating-point reduction order.
-    return synthetic_config(
-        f"algorithm.name={name}",
+    method, extra = PARITY_CASES[case]
+    if case != method:
+        extra = (*SELECTION_AND_MISSING, *extra)
+    return make_config(
+        f"algorithm.name={method}",
         "engine.threads=1",
         "federation.multimodal_ratio=0.5",
         "data.signal_v=3.0",
@@ -27,12 +42,12 @@ def parity_config(name: str, *extra: str):
     )
 
 
-def test_every_algorithm_gives_identical_metrics_on_flower_and_embedded(tmp_path):
-    names = ALGORITHMS.names()
-    cfgs = [parity_config(n) for n in names]
-    flower_dirs = [tmp_path / f"flower-{n}" for n in names]
-    # One more run in the same simulation: injected crashes and NaN updates.
-    faulty = synthetic_config(
+@pytest.fixture(scope="module")
+def flower_runs(make_config, tmp_path_factory):
+    """Every parity case and a faulty run (injected crashes and NaN updates), in one
+    Flower simulation: the folder of each, by case name."""
+    root = tmp_path_factory.mktemp("flower")
+    faulty = make_config(
         "faults.drop_rate=0.2",
         "faults.nan_rate=0.2",
         "robustness.min_clients=3",
@@ -40,41 +55,31 @@ def test_every_algorithm_gives_identical_metrics_on_flower_and_embedded(tmp_path
         "federation.clients_per_round=4",
         "federation.num_clients=4",
     )
-    # Server optimizers, power-of-choice selection and per-sample missing inputs.
-    for name, method, extra in (
-        ("fedcmi-fedadam-pow-missing", "fedcmi", ('server.optimizer="adam"', "server.lr=0.05")),
-        ("fedavg-pow-missing", "fedavg", ()),
-    ):
-        names.append(name)
-        cfgs.append(
-            parity_config(
-                method,
-                'federation.selection="power-of-choice"',
-                "federation.missing_rate_a=0.3",
-                "federation.missing_rate_v=0.2",
-                *extra,
-            )
-        )
-        flower_dirs.append(tmp_path / f"flower-{name}")
-    summaries = run_flower_simulations([*cfgs, faulty], [*flower_dirs, tmp_path / "faulty"])
-    faulty_records = [
-        json.loads(x) for x in (tmp_path / "faulty" / "metrics.jsonl").read_text().splitlines()
-    ]
-    reasons = [r["reason"] for rec in faulty_records for r in rec.get("rejected", [])]
+    cases = {case: parity_config(make_config, case) for case in PARITY_CASES}
+    dirs = {case: root / case for case in [*cases, "faulty"]}
+    summaries = run_flower_simulations([*cases.values(), faulty], list(dirs.values()))
+    assert all(summary.engine == "flower" for summary in summaries)
+    assert summaries[-1].rounds == 4
+    return dirs
+
+
+def test_flower_retries_a_round_that_lost_clients_to_crashes_and_nan(flower_runs):
+    lines = (flower_runs["faulty"] / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    reasons = [r["reason"] for rec in records for r in rec.get("rejected", [])]
     assert any("injected crash" in r for r in reasons)
     assert any("non-finite" in r for r in reasons)
-    assert any(rec.get("attempts", 1) > 1 for rec in faulty_records)  # a round was retried
-    assert summaries.pop().rounds == 4
-    for name, cfg, flower_dir, summary in zip(names, cfgs, flower_dirs, summaries):
-        embedded_dir = tmp_path / f"embedded-{name}"
-        run_experiment(cfg, embedded_dir)
-        assert summary.engine == "flower"
-        assert (flower_dir / "metrics.jsonl").read_bytes() == (
-            embedded_dir / "metrics.jsonl"
-        ).read_bytes(), name
-        assert (flower_dir / "manifest.json").read_text() == (
-            embedded_dir / "manifest.json"
-        ).read_text()
+    assert any(rec.get("attempts", 1) > 1 for rec in records)  # a round was retried
+
+
+@pytest.mark.parametrize("case", list(PARITY_CASES))
+def test_flower_and_embedded_write_identical_metrics(case, flower_runs, make_config, tmp_path):
+    run_experiment(parity_config(make_config, case), tmp_path)
+    flower_dir = flower_runs[case]
+    metrics = (flower_dir / "metrics.jsonl").read_bytes()
+    assert metrics == (tmp_path / "metrics.jsonl").read_bytes()
+    manifest = (flower_dir / "manifest.json").read_text()
+    assert manifest == (tmp_path / "manifest.json").read_text()
 
 
 def test_certificates_chain_to_the_ca(tmp_path, capsys):
@@ -94,11 +99,11 @@ class StopAfter(Exception):
     pass
 
 
-def test_a_stopped_flower_run_resumes_to_identical_metrics(tmp_path):
+def test_a_stopped_flower_run_resumes_to_identical_metrics(make_config, tmp_path):
     from fedcmi.flower.simulation import run_flower_simulation
 
     # SCAFFOLD with FedYogi: client variates, server variate and moments cross the cut.
-    cfg = synthetic_config(
+    cfg = make_config(
         "rounds=4",
         "engine.threads=1",
         "algorithm.name=scaffold",

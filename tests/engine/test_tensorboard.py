@@ -15,7 +15,6 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
 from fedcmi.config import ConfigError  # noqa: E402
 from fedcmi.engine.runner import run_experiment  # noqa: E402
 from fedcmi.engine.tensorboard import TensorBoardLog, round_scalars  # noqa: E402
-from tests.conftest import synthetic_config  # noqa: E402
 
 
 def read_events(run_dir):
@@ -55,8 +54,8 @@ def test_round_scalars_of_a_hand_written_record():
     }
 
 
-def test_event_files_hold_every_round_of_metrics_jsonl(tmp_path):
-    cfg = synthetic_config("rounds=3", "logging.tensorboard=true", "federation.clients_per_round=3")
+def test_event_files_hold_every_round_of_metrics_jsonl(make_config, tmp_path):
+    cfg = make_config("rounds=3", "logging.tensorboard=true", "federation.clients_per_round=3")
     run_experiment(cfg, tmp_path / "run")
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     events = read_events(tmp_path / "run")
@@ -77,8 +76,8 @@ def test_event_files_hold_every_round_of_metrics_jsonl(tmp_path):
     assert events["test/acc"][-1][1] == pytest.approx(lines[-1]["test"]["acc"])
 
 
-def test_a_resumed_run_logs_each_round_once(tmp_path):
-    cfg = synthetic_config("rounds=3", "logging.tensorboard=true")
+def test_a_resumed_run_logs_each_round_once(make_config, tmp_path):
+    cfg = make_config("rounds=3", "logging.tensorboard=true")
     out = tmp_path / "run"
     run_experiment(cfg, out)
     # Back to the round-2 checkpoint, as after a crash in round 3's writing.

@@ -1,12 +1,9 @@
-"""Shared set-up of the reference-parity tests: a small late-fusion model with BatchNorm
-in both encoders, one batch, and a round context, so a transcription of an official
-update step and the project's method start from the same weights and data."""
+"""The setting every reference-parity test starts from: a small late-fusion model with
+BatchNorm in both encoders, one batch, and a round context, so a transcription of an
+official update step and the project's method start from the same weights and data."""
 
 from __future__ import annotations
 
-import copy
-
-import pytest
 import torch
 from torch import nn
 
@@ -66,10 +63,3 @@ def same_batch_each_epoch(client: ClientData, ctx: RoundContext):
     loops see the same order, so the runs compare step by step)."""
     for _ in range(ctx.train.local_epochs):
         yield Batch(client.x_a, client.x_v, client.y, client.mask_a, client.mask_v)
-
-
-@pytest.fixture
-def twin_models():
-    """The project's model and an independent copy for the transcription."""
-    model = late_fusion_model()
-    return model, copy.deepcopy(model)

@@ -17,11 +17,9 @@ from fedcmi.core.server_opt import server_step
 from fedcmi.core.training import Batch
 from fedcmi.data import load_dataset
 from fedcmi.engine.checkpoint import load_checkpoint
-from fedcmi.engine.embedded import EmbeddedEngine, select_device
 from fedcmi.engine.federation import build_federation
 from fedcmi.engine.runner import run_experiment
 from fedcmi.engine.selection.power_of_choice import power_of_choice
-from tests.conftest import synthetic_config
 
 # --- SCAFFOLD ---------------------------------------------------------------------
 
@@ -43,18 +41,22 @@ def test_variate_mean_counts_per_modality():
     assert set(variate_mean_counts(["enc_a.w"], mods, modality_aware=False).values()) == {5}
 
 
-def scaffold_engine(*extra):
-    cfg = synthetic_config(
-        "algorithm.name=scaffold",
-        "train.momentum=0.0",
-        "train.weight_decay=0.0",
-        "train.batch_size=100000",  # one batch: K = 1 local step
-        "federation.multimodal_ratio=0.5",
-        *extra,
-    )
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    return cfg, EmbeddedEngine(cfg, data, fed, select_device("cpu"))
+@pytest.fixture
+def scaffold_engine(make_config, make_engine):
+    """SCAFFOLD on half-unimodal synthetic clients, one local step of plain SGD."""
+
+    def build(*extra):
+        cfg = make_config(
+            "algorithm.name=scaffold",
+            "train.momentum=0.0",
+            "train.weight_decay=0.0",
+            "train.batch_size=100000",  # one batch: K = 1 local step
+            "federation.multimodal_ratio=0.5",
+            *extra,
+        )
+        return cfg, make_engine(cfg)
+
+    return build
 
 
 def gradient_at(engine, cid, state):
@@ -68,7 +70,7 @@ def gradient_at(engine, cid, state):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_scaffold_control_variates_over_two_rounds():
+def test_scaffold_control_variates_over_two_rounds(scaffold_engine):
     """With K = 1 plain-SGD step, option II gives c_i+ = c_i - c + (x - y)/eta
     = c_i - c + (g + c - c_i) = g(x): the client's gradient at the global model, whatever
     c and c_i were; the server adds (1/N) sum of the changes."""
@@ -94,7 +96,7 @@ def test_scaffold_control_variates_over_two_rounds():
             torch.testing.assert_close(engine.memory.server[f"c.{name}"], expected)
 
 
-def test_scaffold_leaves_an_absent_modality_uncorrected():
+def test_scaffold_leaves_an_absent_modality_uncorrected(scaffold_engine):
     _, engine = scaffold_engine()
     record = engine.run_round(0)
     for cid in record.clients:
@@ -177,11 +179,10 @@ def test_fedproto_prototype_average_by_hand():
     assert count.tolist() == [3.0, 3.0, 1.0]
 
 
-def test_fedproto_server_state_after_a_round_is_the_weighted_average():
-    cfg = synthetic_config("algorithm.name=fedproto", "federation.multimodal_ratio=0.5")
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, select_device("cpu"))
+def test_fedproto_server_state_after_a_round_is_the_weighted_average(make_engine, make_config):
+    cfg = make_config("algorithm.name=fedproto", "federation.multimodal_ratio=0.5")
+    engine = make_engine(cfg)
+    data, fed = engine.run.data, engine.federation
     updates = [engine.train_client(cid, 0)[0] for cid in fed.schedule[0]]
     state = engine.algorithm.server_update(engine.memory.server, updates, fed.modalities)
     for side in "av":
@@ -218,11 +219,9 @@ def test_agm_score_and_coefficients_by_hand():
     ] == pytest.approx(math.exp(7.0))
 
 
-def test_agm_running_scores_are_the_client_state():
-    cfg = synthetic_config("algorithm.name=fedavg-agm", "rounds=2")
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, select_device("cpu"))
+def test_agm_running_scores_are_the_client_state(make_engine, make_config):
+    cfg = make_config("algorithm.name=fedavg-agm", "rounds=2")
+    engine = make_engine(cfg)
     record = engine.run_round(0)
     kept = engine.memory.clients[record.clients[0]]["agm.running"]
     steps = record.client_logs[0]["steps"]
@@ -238,13 +237,12 @@ def test_power_of_choice_keeps_the_highest_losses():
     assert power_of_choice([7, 1], [0.1, 0.2], 2) == [1, 7]
 
 
-def test_power_of_choice_round_records_candidates_and_picks_the_worst_fit():
-    cfg = synthetic_config(
+def test_power_of_choice_round_records_candidates_and_picks_the_worst_fit(make_engine, make_config):
+    cfg = make_config(
         'federation.selection="power-of-choice"', "federation.candidates=4", "rounds=1"
     )
-    data = load_dataset(cfg.data.name, cfg.data.params)
-    fed = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
-    engine = EmbeddedEngine(cfg, data, fed, select_device("cpu"))
+    engine = make_engine(cfg)
+    fed = engine.federation
     state = {k: v.clone() for k, v in engine.global_state.items()}
     losses = {c: engine.trainer.local_loss(engine.clients[c], state) for c in fed.schedule[0]}
     record = engine.run_round(0)
@@ -254,8 +252,8 @@ def test_power_of_choice_round_records_candidates_and_picks_the_worst_fit():
     assert record.clients == sorted(top)
 
 
-def test_power_of_choice_candidates_default_to_twice_the_round():
-    cfg = synthetic_config('federation.selection="power-of-choice"')
+def test_power_of_choice_candidates_default_to_twice_the_round(make_config):
+    cfg = make_config('federation.selection="power-of-choice"')
     fed = build_federation(
         load_dataset(cfg.data.name, cfg.data.params).train.y.numpy(),
         cfg.federation,
@@ -280,8 +278,8 @@ class StopAfter(Exception):
         ("algorithm.name=fedproto", "federation.missing_rate_a=0.3"),
     ],
 )
-def test_cross_round_state_survives_checkpoint_and_resume(tmp_path, extra):
-    cfg = synthetic_config("rounds=4", "federation.multimodal_ratio=0.5", *extra)
+def test_cross_round_state_survives_checkpoint_and_resume(make_config, tmp_path, extra):
+    cfg = make_config("rounds=4", "federation.multimodal_ratio=0.5", *extra)
     run_experiment(cfg, tmp_path / "whole")
 
     def stop(record):

@@ -11,7 +11,6 @@ from fedcmi.engine.faults import validate_update
 from fedcmi.engine.rounds import RoundFailedError
 from fedcmi.engine.runner import run_experiment
 from fedcmi.models import side_of
-from tests.conftest import synthetic_config
 
 
 def t(*values):
@@ -71,8 +70,8 @@ def records(out):
         ("faults.slow_rate=0.5", "client_timeout"),
     ],
 )
-def test_faulty_clients_are_left_out_with_their_reason(tmp_path, faults, reason):
-    cfg = synthetic_config(
+def test_faulty_clients_are_left_out_with_their_reason(make_config, tmp_path, faults, reason):
+    cfg = make_config(
         faults, "robustness.client_timeout=600.0", "rounds=4", "federation.clients_per_round=3"
     )
     summary = run_experiment(cfg, tmp_path / "run")
@@ -81,14 +80,14 @@ def test_faulty_clients_are_left_out_with_their_reason(tmp_path, faults, reason)
     assert summary.rounds == 4
 
 
-def test_round_fails_clearly_after_retries_and_stays_resumable(tmp_path):
-    cfg = synthetic_config("faults.nan_rate=1.0", "robustness.max_round_retries=1")
+def test_round_fails_clearly_after_retries_and_stays_resumable(make_config, tmp_path):
+    cfg = make_config("faults.nan_rate=1.0", "robustness.max_round_retries=1")
     with pytest.raises(RoundFailedError, match=r"0 of 2 clients succeeded.*non-finite"):
         run_experiment(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
-def test_a_raising_client_is_recorded(tmp_path, monkeypatch):
+def test_a_raising_client_is_recorded(make_config, tmp_path, monkeypatch):
     from fedcmi.algorithms.fedcmi import FedCMI
 
     real = FedCMI.local_train
@@ -99,16 +98,16 @@ def test_a_raising_client_is_recorded(tmp_path, monkeypatch):
         return real(self, model, global_state, client, ctx)
 
     monkeypatch.setattr(FedCMI, "local_train", sometimes_broken)
-    cfg = synthetic_config("federation.clients_per_round=4", "federation.num_clients=4")
+    cfg = make_config("federation.clients_per_round=4", "federation.num_clients=4")
     run_experiment(cfg, tmp_path / "run")
     rejected = records(tmp_path / "run")[0]["rejected"]
     assert rejected[0]["cid"] == 0 and "disk on fire" in rejected[0]["reason"]
 
 
-def test_fault_bench_counts_drops_and_rejections():
+def test_fault_bench_counts_drops_and_rejections(make_config):
     from fedcmi.tools.bench import bench_faults
 
-    result = bench_faults(synthetic_config("rounds=6", "federation.clients_per_round=3"))
+    result = bench_faults(make_config("rounds=6", "federation.clients_per_round=3"))
     clean, faulty = result["fault-free"], result["faulty"]
     assert clean["clients_dropped"] == clean["updates_rejected"] == 0
     assert faulty["rounds_completed"] == 6
