@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +12,7 @@ from fedcmi.algorithms.base import global_parameters
 from fedcmi.algorithms.fedavg import FedAvg
 from fedcmi.bounds import Fraction
 from fedcmi.core.aggregation import State
-from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.core.training import Batch, ClientData, LocalResult, RoundContext, train_local
 from fedcmi.registry import ALGORITHMS
 
 
@@ -28,7 +27,7 @@ class FedAvgLS(FedAvg):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         def loss_fn(batch: Batch):
             # The masks say which samples hold each input (per-sample missing modalities).
             logits = model(batch.x_a, batch.x_v, client.modalities, batch.mask_a, batch.mask_v)

@@ -52,7 +52,7 @@ def test_terms_prox_and_gradient_norm_equal_hand_computed_values():
     # prox = 0.5 * 1 * (0.4^2 + 0.5^2) = 0.205, grad = (0.6, 1.5) + (3, 3) + (-0.4, -0.5).
     model, client, ctx = linear_client(batch_size=2, epochs=2)
     anchor = [p.detach().clone() for p in model.parameters()]
-    stats = train_local(model, client, ctx, two_terms(model), anchor, prox_mu=1.0)
+    stats = train_local(model, client, ctx, two_terms(model), anchor, prox_mu=1.0).logs
     assert stats["steps"] == 2
     assert stats["loss_sq"] == pytest.approx((2.5 + 1.305) / 2, abs=1e-6)
     assert stats["loss_lin"] == pytest.approx((9 + 6.3) / 2, abs=1e-6)
@@ -65,7 +65,7 @@ def test_terms_prox_and_gradient_norm_equal_hand_computed_values():
 
 def test_a_plain_loss_is_the_term_ce_and_no_prox_reports_zero():
     model, client, ctx = linear_client(batch_size=2, epochs=1)
-    stats = train_local(model, client, ctx, lambda b: model(b.x_a).square().mean())
+    stats = train_local(model, client, ctx, lambda b: model(b.x_a).square().mean()).logs
     assert stats["loss_ce"] == pytest.approx(2.5)
     assert stats["loss_prox"] == 0.0
 
@@ -83,7 +83,7 @@ def test_clipping_rescales_the_step_and_reports_the_norm_before():
 def test_clipped_training_takes_the_bounded_step():
     # Step 1's gradient (4, 5) has norm sqrt(41); clipped to 1: w -= 0.1 * (4, 5) / sqrt(41).
     model, client, ctx = linear_client(batch_size=2, epochs=1, clip_grad_norm=1.0)
-    stats = train_local(model, client, ctx, two_terms(model))
+    stats = train_local(model, client, ctx, two_terms(model)).logs
     step = 0.1 / math.sqrt(41)
     assert model.weight.flatten().tolist() == pytest.approx([1 - 4 * step, 2 - 5 * step])
     assert stats["grad_norm"] == pytest.approx(math.sqrt(41), abs=1e-5)

@@ -153,15 +153,15 @@ def run_both(scales: tuple[float, float], alpha: float, steps: int, lr: float = 
     coeffs, running, clipped = official_train(official, x_a, x_v, y, optimizer, alpha, steps)
     ctx = context(lr=lr, steps=steps)
     algo = FedAvgAGM(FedAvgAGM.Params(alpha=alpha))
-    algo.local_train(ours, {}, ClientData(0, "av", x_a, x_v, y), ctx)
-    return ours, theirs, coeffs, running, clipped, ctx
+    result = algo.local_train(ours, {}, ClientData(0, "av", x_a, x_v, y), ctx)
+    return ours, theirs, coeffs, running, clipped, result
 
 
 @pytest.mark.parametrize("scales", [(3.0, 1.0), (1.0, 3.0)])  # audio, then visual stronger
 def test_agm_training_matches_the_official_code(scales):
-    ours, theirs, coeffs, running, clipped, ctx = run_both(scales, alpha=1.0, steps=4)
+    ours, theirs, coeffs, running, clipped, result = run_both(scales, alpha=1.0, steps=4)
     assert any(abs(a - 1) > 0.01 or abs(v - 1) > 0.01 for a, v in coeffs)  # it modulated
-    kept = ctx.new_client_state["agm.running"].tolist()
+    kept = result.kept["agm.running"].tolist()
     assert kept == pytest.approx([*running, 4.0], abs=1e-6)
     for name, value in theirs.state_dict().items():
         assert torch.allclose(ours.state_dict()[name], value, atol=1e-6), name

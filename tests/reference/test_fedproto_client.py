@@ -101,12 +101,13 @@ def test_fedproto_client_matches_the_official_code(missing):
     algo = FedProto(FedProto.Params(proto_weight=LD))
     ctx = context(lr=LR, momentum=0.5, weight_decay=0.0, steps=EPOCHS)
     ctx.server_state = state
-    algo.local_train(ours, copy.deepcopy(ours.state_dict()), ClientData(0, "av", x_a, x_v, y), ctx)
+    client = ClientData(0, "av", x_a, x_v, y)
+    result = algo.local_train(ours, copy.deepcopy(ours.state_dict()), client, ctx)
     for name, value in theirs.state_dict().items():
         assert torch.allclose(ours.state_dict()[name], value, atol=1e-6), name
     for side in "av":
         for c in range(CLASSES):
-            assert torch.allclose(ctx.report[f"proto.{side}"][c], reported[side][c], atol=1e-6)
-        assert ctx.report[f"count.{side}"].tolist() == [
+            assert torch.allclose(result.report[f"proto.{side}"][c], reported[side][c], atol=1e-6)
+        assert result.report[f"count.{side}"].tolist() == [
             float((y == c).sum()) for c in range(CLASSES)
         ]

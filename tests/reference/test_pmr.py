@@ -122,7 +122,8 @@ def test_pmr_training_matches_the_official_code(scales):
     x_a, x_v, y = batch()
     weak = official_main(theirs, [(x_a, x_v, y)], epochs=3, lr=0.5, alpha=1.0)
     algo = FedAvgPMR(FedAvgPMR.Params(alpha=1.0))
-    stats = algo.train_multimodal(ours, ClientData(0, "av", x_a, x_v, y), context(lr=0.5, steps=3))
+    client = ClientData(0, "av", x_a, x_v, y)
+    stats = algo.train_multimodal(ours, client, context(lr=0.5, steps=3)).logs
     assert stats["steps"] == 3
     assert stats["a_dominant_frac"] == pytest.approx(weak.count("v") / 3)
     for name, value in theirs.state_dict().items():

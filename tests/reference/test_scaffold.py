@@ -60,11 +60,11 @@ def test_scaffold_client_step_matches_the_paper():
     ctx = context(lr=LR, momentum=0.0, weight_decay=0.0, steps=STEPS)
     ctx.server_state = {f"c.{k}": v for k, v in c.items()}
     ctx.client_state = {f"c.{k}": v for k, v in c_i.items()}
-    algo.local_train(ours, global_state, ClientData(0, "av", x_a, x_v, y), ctx)
+    result = algo.local_train(ours, global_state, ClientData(0, "av", x_a, x_v, y), ctx)
     for k, p in ours.named_parameters():
         assert torch.allclose(p.detach(), y_paper[k], atol=1e-6), k
-        assert torch.allclose(ctx.report[f"dc.{k}"], dc_paper[k], atol=1e-5), k
-        assert torch.allclose(ctx.new_client_state[f"c.{k}"], c_i[k] + dc_paper[k], atol=1e-5), k
+        assert torch.allclose(result.report[f"dc.{k}"], dc_paper[k], atol=1e-5), k
+        assert torch.allclose(result.kept[f"c.{k}"], c_i[k] + dc_paper[k], atol=1e-5), k
 
 
 def test_scaffold_server_variate_matches_the_paper():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from fedcmi.config import ModelConfig, RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, State, aggregate
 from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
-from fedcmi.core.training import ClientData, RoundContext
+from fedcmi.core.training import ClientData, LocalResult, RoundContext
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import LateFusionModel, MultimodalModel, side_of
 from fedcmi.models.base import build_encoders, held_by
@@ -72,7 +72,7 @@ class Algorithm:
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:  # pragma: no cover
+    ) -> LocalResult:  # pragma: no cover
         raise NotImplementedError
 
     def aggregate(

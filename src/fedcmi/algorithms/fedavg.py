@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from fedcmi.algorithms.base import Algorithm, global_parameters
 from fedcmi.bounds import PositiveInt
 from fedcmi.core.aggregation import State
-from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.core.training import Batch, ClientData, LocalResult, RoundContext, train_local
 from fedcmi.models import LateFusionModel
 from fedcmi.registry import ALGORITHMS
 
@@ -45,7 +45,7 @@ class FedAvg(Algorithm):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         anchor = global_parameters(model, global_state)
         loss_fn = fused_cross_entropy(model, client.modalities)
         return train_local(model, client, ctx, loss_fn, anchor, prox_mu=self.prox_mu())
@@ -82,7 +82,7 @@ class BalancedFedAvg(FedAvg):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         if client.modalities != "av" or not self.balancing(ctx.round):
             return super().local_train(model, global_state, client, ctx)
         if not isinstance(model, LateFusionModel):
@@ -91,5 +91,5 @@ class BalancedFedAvg(FedAvg):
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:  # pragma: no cover
+    ) -> LocalResult:  # pragma: no cover
         raise NotImplementedError

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.algorithms.fedavg_ogm import fusion_halves
 from fedcmi.bounds import NonNegative, Positive
-from fedcmi.core.training import Batch, ClientData, RoundContext, rows, train_local
+from fedcmi.core.training import Batch, ClientData, LocalResult, RoundContext, rows, train_local
 from fedcmi.models import LateFusionModel
 from fedcmi.models.base import fill_missing
 from fedcmi.registry import ALGORITHMS
@@ -155,7 +155,7 @@ class FedAvgAGM(BalancedFedAvg):
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         kept = ctx.client_state.get("agm.running")
         running = {"a": 0.0, "v": 0.0} if kept is None else dict(zip("av", kept[:2].tolist()))
         step = 0 if kept is None else int(kept[2])
@@ -184,12 +184,12 @@ class FedAvgAGM(BalancedFedAvg):
             return F.cross_entropy(out, batch.y)
 
         stats = train_local(model, client, ctx, loss_fn, after_backward=lambda: self._clip(model))
-        ctx.new_client_state = {
+        stats.kept = {
             "agm.running": torch.tensor(
                 [running["a"], running["v"], float(step)], dtype=torch.float64
             )
         }
-        stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)
+        stats.logs["a_dominant_frac"] = a_dominant / max(stats.logs["steps"], 1)
         return stats
 
     def _clip(self, model: LateFusionModel) -> None:

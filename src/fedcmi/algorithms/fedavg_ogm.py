@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +43,7 @@ from torch import Tensor, nn
 from fedcmi.algorithms.fedavg import BalancedFedAvg
 from fedcmi.bounds import NonNegative
 from fedcmi.core.dominance import dominance_ratio
-from fedcmi.core.training import Batch, ClientData, RoundContext, train_local
+from fedcmi.core.training import Batch, ClientData, LocalResult, RoundContext, train_local
 from fedcmi.models import LateFusionModel
 from fedcmi.models.base import fill_missing
 from fedcmi.registry import ALGORITHMS
@@ -103,7 +102,7 @@ class FedAvgOGM(BalancedFedAvg):
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         generator = device_generator(ctx, client.y.device)
         weights = {"a": encoder_weights(model.enc_a), "v": encoder_weights(model.enc_v)}
         coeffs = {"a": 1.0, "v": 1.0}
@@ -128,5 +127,5 @@ class FedAvgOGM(BalancedFedAvg):
                 modulate_gradients(weights[side], coeffs[side], self.params.noise, generator)
 
         stats = train_local(model, client, ctx, loss_fn, after_backward=after_backward)
-        stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)
+        stats.logs["a_dominant_frac"] = a_dominant / max(stats.logs["steps"], 1)
         return stats

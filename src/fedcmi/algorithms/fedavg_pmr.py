@@ -52,6 +52,7 @@ from fedcmi.core.training import (
     Batch,
     ClientData,
     EpochClock,
+    LocalResult,
     LossTerms,
     RoundContext,
     cross_entropy_rows,
@@ -174,7 +175,7 @@ class FedAvgPMR(BalancedFedAvg):
 
     def train_multimodal(
         self, model: LateFusionModel, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         schedule = PrototypeSchedule(model, client, ctx, self.params)
         a_dominant = 0
 
@@ -200,7 +201,7 @@ class FedAvgPMR(BalancedFedAvg):
             return {"ce": ce, "proto": proto}
 
         stats = train_local(model, client, ctx, loss_fn)
-        stats["a_dominant_frac"] = a_dominant / max(stats["steps"], 1)
+        stats.logs["a_dominant_frac"] = a_dominant / max(stats.logs["steps"], 1)
         return stats
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,7 @@ from fedcmi.core.dominance import PROB_FLOOR, dominance_ratio
 from fedcmi.core.training import (
     Batch,
     ClientData,
+    LocalResult,
     LossTerms,
     RoundContext,
     cross_entropy_rows,
@@ -182,7 +183,6 @@ class FedCMI(Algorithm):
     def __init__(self, params: Params) -> None:
         super().__init__(params)
         self._teacher: FedCMIModel | None = None
-        self._teacher_source: State | None = None  # the state the teacher holds
 
     def build_model(self, data: MultimodalData, cfg: ModelConfig) -> FedCMIModel:
         enc_a, enc_v = build_encoders(data, cfg)
@@ -197,19 +197,18 @@ class FedCMI(Algorithm):
         )
 
     def teacher(self, model: FedCMIModel, global_state: State) -> FedCMIModel:
-        """The frozen global model in eval mode; one module reused across clients, loaded
-        once per global state (every client of a round shares it, and eval mode never
-        changes the teacher's buffers)."""
+        """The frozen global model in eval mode: one module reused across clients,
+        loaded with ``global_state`` for every client. Loading is one copy of the
+        weights, small beside a client's training, and needs no guess about whether
+        the state changed since the last client."""
         if self._teacher is None:
             self._teacher = copy.deepcopy(model).requires_grad_(False)
-        if self._teacher_source is not global_state:
-            self._teacher.load_state_dict(global_state)
-            self._teacher_source = global_state
+        self._teacher.load_state_dict(global_state)
         return self._teacher.eval()
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         assert isinstance(model, FedCMIModel)
         gparams = global_parameters(model, global_state)
         mu = self.params.prox_mu
@@ -232,7 +231,7 @@ class FedCMI(Algorithm):
         client: ClientData,
         ctx: RoundContext,
         gparams: list[Tensor],
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         p = self.params
         use_cmi = ctx.round >= p.warmup_rounds and p.lambda2 > 0
         teacher = self.teacher(model, global_state) if use_cmi else None
@@ -262,13 +261,13 @@ class FedCMI(Algorithm):
                 )
             return terms
 
-        stats: dict[str, Any] = train_local(
+        result = train_local(
             model, client, ctx, loss_fn, gparams, prox_mu=p.prox_mu, momentum=p.local_momentum
         )
-        stats["a_dominant_frac"] = float(a_dominant) / max(batches, 1)
+        result.logs["a_dominant_frac"] = float(a_dominant) / max(batches, 1)
         if temps is not None:
-            stats["temperatures"] = [round(float(t), 6) for t in temps]
-        return stats
+            result.logs["temperatures"] = [round(float(t), 6) for t in temps]
+        return result
 
     def _cmi_term(
         self,

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,7 @@ from fedcmi.core.training import (
     Batch,
     ClientData,
     EpochClock,
+    LocalResult,
     LossTerms,
     RoundContext,
     present,
@@ -179,7 +180,7 @@ class FedProto(FedAvg):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         assert isinstance(model, LateFusionModel)
         lam = self.params.proto_weight
         globals_ = {
@@ -216,8 +217,8 @@ class FedProto(FedAvg):
                 model, client, ctx.num_classes, max(256, ctx.train.batch_size)
             )
         for side, (protos, counts) in local.items():
-            ctx.report[f"proto.{side}"] = protos
-            ctx.report[f"count.{side}"] = counts
+            stats.report[f"proto.{side}"] = protos
+            stats.report[f"count.{side}"] = counts
         return stats
 
     def server_update(

@@ -42,7 +42,6 @@ taken part, in memory and in every checkpoint.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +49,7 @@ from torch import Tensor, nn
 from fedcmi.algorithms.base import global_parameters
 from fedcmi.algorithms.fedavg import FedAvg, fused_cross_entropy
 from fedcmi.core.aggregation import ClientUpdate, State
-from fedcmi.core.training import ClientData, RoundContext, train_local
+from fedcmi.core.training import ClientData, LocalResult, RoundContext, train_local
 from fedcmi.models import side_of
 from fedcmi.models.base import held_by
 from fedcmi.registry import ALGORITHMS
@@ -95,7 +94,7 @@ class Scaffold(FedAvg):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         names = [name for name, _ in model.named_parameters()]
         trained = set(trained_keys(names, client.modalities))
         c = {k: ctx.server_state[f"c.{k}"] for k in names}
@@ -115,7 +114,7 @@ class Scaffold(FedAvg):
             fused_cross_entropy(model, client.modalities),
             after_backward=correct,
         )
-        steps = int(stats["steps"])
+        steps = int(stats.logs["steps"])
         x = dict(zip(names, global_parameters(model, global_state)))
         y = dict(model.named_parameters())
         new_c_i = dict(c_i)
@@ -124,8 +123,8 @@ class Scaffold(FedAvg):
                 new_c_i[k] = option_two_variate(
                     c_i[k], c[k], x[k], y[k].detach(), steps, ctx.lr, ctx.train.momentum
                 )
-        ctx.new_client_state = {f"c.{k}": v.detach().clone() for k, v in new_c_i.items()}
-        ctx.report = {f"dc.{k}": (new_c_i[k] - c_i[k]).detach() for k in sorted(trained)}
+        stats.kept = {f"c.{k}": v.detach().clone() for k, v in new_c_i.items()}
+        stats.report = {f"dc.{k}": (new_c_i[k] - c_i[k]).detach() for k in sorted(trained)}
         return stats
 
     def server_update(

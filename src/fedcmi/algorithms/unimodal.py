@@ -11,7 +11,6 @@ averages over the samples that hold modality m; a batch with fewer than two of t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,15 @@ from torch import Tensor, nn
 from fedcmi.algorithms.base import Algorithm
 from fedcmi.config import ModelConfig
 from fedcmi.core.aggregation import State
-from fedcmi.core.training import Batch, ClientData, RoundContext, present, rows, train_local
+from fedcmi.core.training import (
+    Batch,
+    ClientData,
+    LocalResult,
+    RoundContext,
+    present,
+    rows,
+    train_local,
+)
 from fedcmi.data.base import MultimodalData
 from fedcmi.models import UnimodalModel
 from fedcmi.models.base import build_encoders
@@ -45,7 +52,7 @@ class Unimodal(Algorithm):
 
     def local_train(
         self, model: nn.Module, global_state: State, client: ClientData, ctx: RoundContext
-    ) -> dict[str, Any]:
+    ) -> LocalResult:
         assert isinstance(model, UnimodalModel)
 
         def loss_fn(batch: Batch) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -75,14 +76,24 @@ class RoundContext:
     # When set, the intervals spent in forward+loss, backward and optimizer steps are
     # logged here (benchmarks; CUDA events, so the device is not stalled).
     timer: PhaseLog | None = None
-    # Cross-round state (see fedcmi.core.aggregation.ServerMemory): the server's state
-    # and this client's kept state, as received; local training writes what it reports
-    # to the server into ``report`` and what it keeps for its next round into
-    # ``new_client_state``.
+    # Cross-round state (see fedcmi.core.aggregation.ServerMemory), as received: the
+    # server's state and this client's kept state. What local training sends back is
+    # in its LocalResult.
     server_state: dict[str, Tensor] = field(default_factory=dict)
     client_state: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class LocalResult:
+    """What a client's local training returns besides its trained weights: ``logs``
+    (figures for the round record's client log: loss, steps, loss terms, gradient
+    norm, the method's own), ``report`` (tensors sent to the server with the update:
+    SCAFFOLD's variate change, FedProto's prototypes) and ``kept`` (the client's state
+    for its next round: SCAFFOLD's variate, AGM's running scores)."""
+
+    logs: dict[str, Any]
     report: dict[str, Tensor] = field(default_factory=dict)
-    new_client_state: dict[str, Tensor] = field(default_factory=dict)
+    kept: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -333,10 +344,10 @@ def train_local(
     prox_mu: float = 0.0,
     after_backward: Callable[[], None] | None = None,
     momentum: float | None = None,
-) -> dict[str, float]:
-    """Run the local epochs of SGD on ``loss_fn``; returns the mean loss (without the
-    proximal term), the step count and the :class:`StepMonitor` report (each loss term,
-    the proximal term, the gradient norm).
+) -> LocalResult:
+    """Run the local epochs of SGD on ``loss_fn``; returns, as the result's logs, the
+    mean loss (without the proximal term), the step count and the :class:`StepMonitor`
+    report (each loss term, the proximal term, the gradient norm).
 
     ``after_backward`` runs between backward and the proximal term, for methods that
     rescale gradients (OGM-GE); ``train.clip_grad_norm`` then bounds the whole step's
@@ -368,4 +379,4 @@ def train_local(
     steps = monitor.steps
     per_epoch = steps // ctx.train.local_epochs if ctx.batches is None else None
     report = monitor.report(per_epoch)
-    return {"loss": float(total) / max(steps, 1), "steps": steps, **report}
+    return LocalResult({"loss": float(total) / max(steps, 1), "steps": steps, **report})

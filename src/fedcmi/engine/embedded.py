@@ -173,18 +173,18 @@ class ClientTrainer:
         if memory is not None:
             ctx.server_state = memory.server
             ctx.client_state = memory.clients.get(client.cid, {})
-        logs = self.algorithm.local_train(model, global_state, client, ctx)
+        result = self.algorithm.local_train(model, global_state, client, ctx)
         state = clone_state(model.state_dict())
         update = ClientUpdate(
             client.cid,
             client.modalities,
             len(client),
             state,
-            report=ctx.report,
-            client_state=ctx.new_client_state,
+            report=result.report,
+            client_state=result.kept,
         )
         info = {"cid": client.cid, "modalities": client.modalities, "num_samples": len(client)}
-        return update, {**info, **logs}
+        return update, {**info, **result.logs}
 
 
 class EmbeddedEngine:
