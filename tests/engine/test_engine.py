@@ -59,7 +59,7 @@ def test_run_folder_is_self_describing(make_config, tmp_path):
     cfg = make_config()
     data = load_dataset("synthetic", cfg.data.params)
     trainer = ClientTrainer(cfg, data, torch.device("cpu"), "fp32")
-    evaluator = Evaluator(cfg, data, trainer.model, torch.device("cpu"))
+    evaluator = Evaluator(cfg.eval, data, trainer.model, torch.device("cpu"))
     probes = evaluator.probes(torch.load(out / "final.pt", weights_only=True))
     assert probes == {"probe_a": summary.probe_a, "probe_v": summary.probe_v}
     for key in (

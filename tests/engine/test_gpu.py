@@ -116,7 +116,7 @@ def test_speed_options_reach_the_fp32_results_with_resnets(
 
 def test_float16_resident_data_gives_the_float32_results(gpu_device, crema_cache):
     cfg = crema_config(crema_cache, gpu_device, "rounds=1")
-    configure_torch(cfg)
+    configure_torch(cfg.engine)
     half = load_dataset(cfg.data.name, cfg.data.params)
     assert half.train.x_a.dtype == torch.float16
     widened = dataclasses.replace(

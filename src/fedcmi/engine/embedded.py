@@ -208,7 +208,7 @@ class EmbeddedEngine:
                 self.free_trainers.put(trainer)
             self.pool = ThreadPoolExecutor(len(self.trainers), thread_name_prefix="fedcmi-client")
         self.phase_log: PhaseLog | None = None  # set by benchmarks to see where time goes
-        self.evaluate = Evaluator(cfg, data, self.trainer.model, device)
+        self.evaluate = Evaluator(cfg.eval, data, self.trainer.model, device)
         self.clients = [
             federation_client(federation, data.train, cid, device)
             for cid in range(len(federation.client_indices))

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from fedcmi.config import Config
+from fedcmi.config import EvalConfig
 from fedcmi.core.aggregation import State
 from fedcmi.core.dominance import floored_ratio, true_class_probability
 from fedcmi.core.probe import encoder_probe
@@ -76,9 +76,9 @@ class Evaluator:
     """Central evaluation of a global state on the val and test splits."""
 
     def __init__(
-        self, cfg: Config, data: MultimodalData, model: MultimodalModel, device: torch.device
+        self, cfg: EvalConfig, data: MultimodalData, model: MultimodalModel, device: torch.device
     ) -> None:
-        self.batch_size = cfg.eval.batch_size
+        self.batch_size = cfg.batch_size
         self.num_classes = data.num_classes
         self.model = model
         self.train = data.train  # stays where it is; the probes move it batch by batch

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fedcmi.config import Config
 from fedcmi.core.aggregation import ServerMemory, State
 from fedcmi.engine.records import RoundRecord
 from fedcmi.engine.run_folder import RunWriter
@@ -33,14 +32,14 @@ class RunState:
 
 
 def run_rounds(
-    cfg: Config,
+    rounds: int,
     writer: RunWriter,
     start: RunState,
     step: Step,
     on_round: Callable[[RoundRecord], None] | None = None,
     resume_hint: str = "fedcmi run --resume",
 ) -> RunState:
-    """Rounds ``start.rounds_done + 1`` .. ``cfg.rounds``; returns the state after the last.
+    """Rounds ``start.rounds_done + 1`` .. ``rounds``; returns the state after the last.
 
     Each round's record goes to ``writer`` (which checkpoints every
     ``engine.checkpoint_every`` rounds). On Ctrl-C the state after the last recorded
@@ -49,7 +48,7 @@ def run_rounds(
     """
     done = start
     try:
-        for t in range(start.rounds_done, cfg.rounds):
+        for t in range(start.rounds_done, rounds):
             state, memory, record = step(t, done.global_state, done.memory)
             writer.record(record, state, memory)
             done = RunState(state, memory, t + 1)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fedcmi.algorithms.base import Algorithm
-from fedcmi.config import Config, RobustnessConfig
+from fedcmi.config import Config, FederationConfig, RobustnessConfig
 from fedcmi.core.aggregation import ClientUpdate, ServerMemory, State
 from fedcmi.core.phases import PhaseLog, logged
 from fedcmi.core.server_opt import server_step
@@ -210,17 +210,17 @@ def participants(algorithm: Algorithm, federation: Federation, round_idx: int) -
 LocalLosses = Callable[[list[int]], list[float]]
 
 
-def aggregation_weights(updates: list[ClientUpdate], cfg: Config) -> list[ClientUpdate]:
+def aggregation_weights(updates: list[ClientUpdate], cfg: FederationConfig) -> list[ClientUpdate]:
     """The updates as the aggregate weighs them: by sample count, or equally under a
     selection rule that already drew its clients in proportion to their size
     (power-of-choice: Cho et al. 2022's pow-d update), so size does not count twice."""
-    if not selection_of(cfg.federation).equal_weights:
+    if not selection_of(cfg).equal_weights:
         return updates
     return [dataclasses.replace(u, num_samples=1) for u in updates]
 
 
 def select_clients(
-    cfg: Config,
+    cfg: FederationConfig,
     algorithm: Algorithm,
     federation: Federation,
     round_idx: int,
@@ -229,16 +229,15 @@ def select_clients(
     """The round's participants and, under a rule that reads them (power-of-choice),
     every drawn client's loss."""
     drawn = participants(algorithm, federation, round_idx)
-    selection = selection_of(cfg.federation)
+    selection = selection_of(cfg)
     if not selection.needs_losses:
-        return selection.choose(drawn, None, cfg.federation), None
+        return selection.choose(drawn, None, cfg), None
     if local_losses is None:
         raise RunFailure(
-            f"federation.selection = {cfg.federation.selection!r} needs the drawn clients' "
-            "local losses"
+            f"federation.selection = {cfg.selection!r} needs the drawn clients' local losses"
         )
     losses = local_losses(drawn) if drawn else []
-    chosen = selection.choose(drawn, losses, cfg.federation)
+    chosen = selection.choose(drawn, losses, cfg)
     return chosen, {str(cid): round(loss, 6) for cid, loss in zip(drawn, losses)}
 
 
@@ -257,7 +256,9 @@ def aggregate_round(
     updates = result.updates
     if not updates:
         return global_state, memory
-    averaged = algorithm.aggregate(global_state, aggregation_weights(updates, cfg), cfg.robustness)
+    averaged = algorithm.aggregate(
+        global_state, aggregation_weights(updates, cfg.federation), cfg.robustness
+    )
     state, optimizer = server_step(
         global_state, averaged, memory.optimizer, cfg.server, algorithm.updated_keys(updates)
     )
@@ -308,7 +309,9 @@ def run_round(
     attempts (``run_attempt(selected, attempt)``), aggregation, central evaluation;
     returns the new global state, server memory and the record."""
     global_state, memory = start
-    selected, candidate_losses = select_clients(cfg, algorithm, federation, round_idx, local_losses)
+    selected, candidate_losses = select_clients(
+        cfg.federation, algorithm, federation, round_idx, local_losses
+    )
     result = drive_round(
         round_idx, selected, cfg.robustness, lambda attempt: run_attempt(selected, attempt)
     )

@@ -41,7 +41,7 @@ def run_experiment(
         writer.start(data, federation)
         start = RunState(engine.global_state, engine.memory)
     try:
-        end = run_rounds(cfg, writer, start, engine.step, on_round)
+        end = run_rounds(cfg.rounds, writer, start, engine.step, on_round)
     finally:
         engine.close()
     probes = engine.evaluate.probes(end.global_state)

@@ -48,7 +48,7 @@ def set_up(cfg: Config, cache_dir: Path | None = None, torch_settings: bool = Tr
     process-wide torch settings (:func:`fedcmi.engine.speed.configure_torch`: threads,
     determinism), which a benchmark that sets its own leaves out."""
     if torch_settings:
-        configure_torch(cfg)
+        configure_torch(cfg.engine)
     data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
     federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
     return assemble(cfg, data, federation, select_device(cfg.engine.device))

@@ -13,30 +13,30 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-from fedcmi.config import Config, EngineConfig
+from fedcmi.config import EngineConfig
 
 
-def configure_torch(cfg: Config) -> None:
+def configure_torch(cfg: EngineConfig) -> None:
     """Process-wide settings of ``[engine]``: CPU threads and determinism.
 
     Without ``engine.threads`` torch's own choice (the machine's cores) is written into
-    ``cfg``, so the resolved ``config.toml`` names the thread count the run used: CPU
-    kernels sum in an order that depends on it, and rerunning the file elsewhere then
-    reproduces ``metrics.jsonl``.
+    ``cfg`` (the run's ``[engine]`` section), so the resolved ``config.toml`` names the
+    thread count the run used: CPU kernels sum in an order that depends on it, and
+    rerunning the file elsewhere then reproduces ``metrics.jsonl``.
 
     ``deterministic = true`` (the default) makes PyTorch use deterministic kernels (cuDNN
     included, with cuBLAS's fixed workspace when CUDA has not started yet) and turns
     cuDNN's autotuner off; ``false`` lets cuDNN time its algorithms for each input shape
     and keep the fastest (faster convolutions on a GPU, not bit-reproducible).
     """
-    if cfg.engine.threads:
-        torch.set_num_threads(cfg.engine.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     else:
-        cfg.engine.threads = torch.get_num_threads()
-    if cfg.engine.deterministic:
+        cfg.threads = torch.get_num_threads()
+    if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(cfg.engine.deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not cfg.engine.deterministic
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not cfg.deterministic
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ def serve(
         writer, done = RunWriter(out, cfg), 0
         start = ws.initial_state  # the seeded init, as in the embedded engine
         memory = ws.trainer.initial_memory(start)
-    evaluator = Evaluator(cfg, ws.data, ws.trainer.model, ws.device)
+    evaluator = Evaluator(cfg.eval, ws.data, ws.trainer.model, ws.device)
     node_of = discover_nodes(grid, cfg.federation.num_clients)
     if not resume:
         writer.start(ws.data, ws.federation)
@@ -206,7 +206,7 @@ def serve(
         )
 
     end = run_rounds(
-        cfg,
+        cfg.rounds,
         writer,
         RunState(start, memory, done),
         step,

@@ -189,7 +189,7 @@ class VariantRun:
 
     def __init__(self, label: str, cfg: Config, work: Workload, fed, device) -> None:
         self.label, self.device, self.workload = label, device, work.name
-        configure_torch(cfg)  # determinism and cuDNN autotuning, as `fedcmi run` sets them
+        configure_torch(cfg.engine)  # determinism and cuDNN autotuning, as `fedcmi run` sets them
         self.engine = EmbeddedEngine(assemble(cfg, work.data, fed, device))
         self.start: State = clone_state(self.engine.global_state)
         self.host = None
