@@ -143,13 +143,14 @@ def test_config_examples_in_the_docs_are_valid_configs():
 
 EXAMPLES = [
     "fedavg_ls", "csv_pair", "gru_audio", "fedavgm", "unweighted_mean", "free_rider",
-    "size_proportional",
+    "size_proportional", "label_sorted",
 ]  # fmt: skip
 
 # Hand-computed checks of the four extension examples, run after they are registered:
 # FedAvgM (lr 1, beta1 0.9): w 1 -> aggregate 3 gives m 2, w 3; aggregate 4 gives
 # m 0.9 * 2 + 1 = 2.8, w 5.8. The unweighted mean of 1 (1 sample) and 3 (9 samples) is
-# 2 (the weighted mean, 2.8). A free rider sends the global state back.
+# 2 (the weighted mean, 2.8). A free rider sends the global state back. Labels
+# 2, 0, 1, 0, 2, 1 sorted and cut in 3 give the clients {1, 3}, {2, 5}, {0, 4}.
 EXTENSION_CHECKS = """
 import torch
 from fedcmi.config import FaultsConfig, RobustnessConfig, ServerConfig
@@ -170,6 +171,13 @@ rider = poison(ups[0], {"w": torch.tensor([7.0])}, FaultsConfig(attack="free-rid
 assert rider.state["w"].item() == 7.0 and rider.num_samples == 1
 chosen = SELECTIONS.get("size-proportional")()
 assert chosen.equal_weights and chosen.draw_weights([1.0, 3.0]) == [1.0, 3.0]
+import numpy as np
+from fedcmi.config import FederationConfig
+from fedcmi.registry import PARTITIONERS
+sorter = PARTITIONERS.get("label-sorted")()
+parts = sorter.split(np.array([2, 0, 1, 0, 2, 1]), None, FederationConfig(num_clients=3,
+                     clients_per_round=1), np.random.default_rng(0))
+assert [p.tolist() for p in parts] == [[1, 3], [2, 5], [0, 4]], parts
 """
 
 
@@ -195,6 +203,7 @@ def test_the_worked_examples_train(tmp_path):
                        "server.optimizer=fedavgm", "server.lr=0.5",
                        "robustness.rule=unweighted-mean", "faults.malicious_clients=1",
                        "faults.attack=free-rider", "federation.selection=size-proportional",
+                       "federation.partitioner=label-sorted",
                        *common],
     }  # fmt: skip
     # A fresh interpreter: registering the examples must not leak into other tests.

@@ -33,6 +33,7 @@ from fedcmi.registry import (
     ALGORITHMS,
     ATTACKS,
     DATASETS,
+    PARTITIONERS,
     SELECTIONS,
     SERVER_OPTIMIZERS,
 )
@@ -63,8 +64,28 @@ class FederationConfig:
     """r: the fraction of clients holding both modalities; the rest is split half
     a-only, half v-only. Fixed for the run, drawn from the seed."""
     min_client_size: PositiveInt = 10
-    """The Dirichlet split is redrawn until every client holds at least this many
-    samples."""
+    """The Dirichlet split (and the quantity split's Dirichlet sizes) is redrawn until
+    every client holds at least this many samples; the other partitioners refuse a
+    split with a smaller client."""
+    partitioner: Annotated[str, OneOf(PARTITIONERS)] = "dirichlet"
+    """How the training samples are split over the clients: ``"dirichlet"`` (per-class
+    Dirichlet(alpha) label skew), ``"iid"`` (a uniform shuffle cut into equal parts),
+    ``"shards"`` (``classes_per_client`` classes per client, each class shared evenly
+    by the clients that hold it), ``"quantity"`` (IID labels, client sizes from
+    ``size_distribution``) or ``"natural"`` (one client per value of the dataset's
+    ``natural_key``, or the values grouped into ``num_clients`` clients)."""
+    classes_per_client: PositiveInt = 2
+    """Shards only: the k classes each client holds (at most the number of classes, and
+    ``num_clients`` x k must cover every class)."""
+    size_distribution: Literal["dirichlet", "power-law"] = "dirichlet"
+    """Quantity only: client size shares ~ Dirichlet(``size_alpha``), or proportional
+    to rank^-``size_alpha`` (a power law, ranks shuffled over the clients)."""
+    size_alpha: Positive = 1.0
+    """Quantity only: the Dirichlet concentration (small: very unequal sizes) or the
+    power-law exponent (large: very unequal sizes)."""
+    natural_key: str = ""
+    """Natural only: the dataset's per-sample key (``actor`` for CREMA-D, ``video`` for
+    AVE, ``event`` for CrisisMMD)."""
     selection: Annotated[str, OneOf(SELECTIONS)] = "uniform"
     """``"uniform"``: ``clients_per_round`` clients drawn uniformly without replacement.
     ``"power-of-choice"`` (Cho et al. 2022): ``candidates`` clients drawn with probability

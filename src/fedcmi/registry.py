@@ -101,3 +101,6 @@ AGGREGATION_RULES: Registry[Any] = Registry("aggregation rule", "fedcmi.core.agg
 ATTACKS: Registry[Any] = Registry("attack", "fedcmi.engine.attacks")
 # Client selection rules (fedcmi.engine.federation.Selection).
 SELECTIONS: Registry[Any] = Registry("client selection", "fedcmi.engine.selection")
+# Partitioners, the split of the training samples over clients
+# (fedcmi.engine.federation.Partitioner).
+PARTITIONERS: Registry[Any] = Registry("partitioner", "fedcmi.engine.partitioners")

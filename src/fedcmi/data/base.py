@@ -18,11 +18,14 @@ from fedcmi.errors import InputError
 
 @dataclass
 class Split:
-    """Aligned modality tensors and labels of one split (a: first modality, v: second)."""
+    """Aligned modality tensors and labels of one split (a: first modality, v: second);
+    ``keys``: per-sample metadata values by name (a prepared dataset's actor, video or
+    event), which ``federation.partitioner = "natural"`` splits by."""
 
     x_a: Tensor
     x_v: Tensor
     y: Tensor
+    keys: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.y)
@@ -30,15 +33,20 @@ class Split:
             raise InputError(
                 f"misaligned split: x_a {len(self.x_a)}, x_v {len(self.x_v)}, y {n} samples"
             )
+        for name, values in self.keys.items():
+            if len(values) != n:
+                raise InputError(f"misaligned split: key {name!r} {len(values)}, y {n} samples")
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, index: Tensor) -> Split:
-        return Split(self.x_a[index], self.x_v[index], self.y[index])
+        rows = index.cpu().numpy()
+        keys = {name: values[rows] for name, values in self.keys.items()}
+        return Split(self.x_a[index], self.x_v[index], self.y[index], keys)
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x_a.to(device), self.x_v.to(device), self.y.to(device))
+        return Split(self.x_a.to(device), self.x_v.to(device), self.y.to(device), self.keys)
 
 
 @dataclass

@@ -78,6 +78,20 @@ class PreparedDataset(DatasetBuilder):
         return {}, {}
 
     @classmethod
+    def natural_keys(cls, index: list[dict]) -> dict[str, np.ndarray]:
+        """Per-sample key values by name, from the cache's index: those the preparation
+        recorded (``keys`` of each record) and :meth:`keys_of_record`'s."""
+        names = {name for record in index for name in cls.keys_of_record(record)}
+        return {
+            name: np.array([cls.keys_of_record(r).get(name, "") for r in index])
+            for name in sorted(names)
+        }
+
+    @classmethod
+    def keys_of_record(cls, record: dict) -> dict[str, str]:
+        return dict(record.get("keys", {}))
+
+    @classmethod
     def load(cls, params, cache_dir: Path) -> MultimodalData:
         if not params.cache:
             raise InputError(
@@ -88,6 +102,7 @@ class PreparedDataset(DatasetBuilder):
         labels = np.array([r["label"] for r in index], dtype=np.int64)
         splits = np.array([r["split"] for r in index])
         a_name, v_name = cls.arrays
+        keys = cls.natural_keys(index)
 
         def take(mask: np.ndarray) -> Split:
             rows = np.flatnonzero(mask & ok)
@@ -95,6 +110,7 @@ class PreparedDataset(DatasetBuilder):
                 cls.rows_of(a_name, arrays[a_name], rows, params),
                 cls.rows_of(v_name, arrays[v_name], rows, params),
                 torch.from_numpy(labels[rows]),
+                {name: values[rows] for name, values in keys.items()},
             )
 
         train_mask = splits == "train"
@@ -150,17 +166,30 @@ class PreparedAV(PreparedDataset):
 
 @DATASETS.register("crema-d")
 class CremaD(PreparedAV):
+    """CREMA-D; key ``actor``: the speaker (a clip key's first field, e.g. 1001)."""
+
     name = "crema-d"
+
+    @classmethod
+    def keys_of_record(cls, record: dict) -> dict[str, str]:
+        return {**super().keys_of_record(record), "actor": record["key"].split("_")[0]}
 
 
 @DATASETS.register("ave")
 class AVE(PreparedAV):
+    """AVE; key ``video``: the YouTube video an event clip comes from."""
+
     name = "ave"
+
+    @classmethod
+    def keys_of_record(cls, record: dict) -> dict[str, str]:
+        return {**super().keys_of_record(record), "video": record["key"]}
 
 
 @DATASETS.register("crisismmd")
 class CrisisMMD(PreparedDataset):
-    """CrisisMMD image (a) and tweet text (v); val is the dataset's dev split."""
+    """CrisisMMD image (a) and tweet text (v); val is the dataset's dev split; key
+    ``event``: the crisis (e.g. hurricane_harvey), recorded by the preparation."""
 
     name = "crisismmd"
     arrays = ("image", "text")

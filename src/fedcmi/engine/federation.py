@@ -1,4 +1,5 @@
-"""Federation set-up: Dirichlet label split, modality assignment, per-round sampling.
+"""Federation set-up: the split of the samples over clients (a registered partitioner),
+modality assignment, per-round sampling.
 
 Independent random streams are spawned from the run seed (partition, modalities,
 schedule, per-sample missing inputs), so changing the number of rounds never changes the
@@ -7,6 +8,7 @@ partition, the modality assignment or the missing inputs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from fedcmi.config import FederationConfig
 from fedcmi.errors import InputError
-from fedcmi.registry import SELECTIONS
+from fedcmi.registry import PARTITIONERS, SELECTIONS
 
 MAX_PARTITION_TRIES = 10_000
 
@@ -49,6 +51,7 @@ class Federation:
     schedule: list[list[int]]
     missing: dict[int, Missing] = field(default_factory=dict)  # multimodal clients only
     missing_rates: tuple[float, float] = (0.0, 0.0)
+    partitioner: str = "dirichlet"
 
     def manifest(self, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         num_classes = len(class_names)
@@ -64,6 +67,7 @@ class Federation:
         ]
         out = {
             "num_clients": len(self.client_indices),
+            "partition": partition_summary(self.partitioner, self.client_indices, labels),
             "modality_counts": {m: self.modalities.count(m) for m in ("av", "a", "v")},
             "class_names": class_names,
             "clients": clients,
@@ -90,6 +94,80 @@ class Federation:
             "realised_rate_a": totals["a_missing"] / max(samples, 1),
             "realised_rate_v": totals["v_missing"] / max(samples, 1),
         }
+
+
+def partition_summary(
+    partitioner: str, client_indices: list[np.ndarray], labels: np.ndarray
+) -> dict[str, Any]:
+    """What the manifest says of a split: the partitioner, the client sizes and how
+    skewed the clients' labels are (classes held; the largest class's share)."""
+    sizes = np.array([len(idx) for idx in client_indices])
+    held, top_share = [], []
+    for idx in client_indices:
+        counts = np.bincount(labels[idx])
+        held.append(int((counts > 0).sum()))
+        top_share.append(float(counts.max() / max(len(idx), 1)))
+
+    def spread(values: Any) -> dict[str, float]:
+        values = np.asarray(values, dtype=np.float64)
+        return {
+            "min": float(values.min()),
+            "median": float(np.median(values)),
+            "max": float(values.max()),
+        }
+
+    return {
+        "partitioner": partitioner,
+        "client_sizes": spread(sizes),
+        "classes_per_client": spread(held),
+        "largest_class_share": spread(top_share),
+    }
+
+
+class Partitioner:
+    """One ``federation.partitioner``: the training samples' indices per client.
+
+    :meth:`split` gets the labels, the dataset's per-sample key values for
+    ``federation.natural_key`` (None when the config names none or the dataset has no
+    such key; only :attr:`needs_key` entries read them), the ``[federation]`` section
+    and the partition's own random generator, and returns one sorted index array per
+    client covering every sample once. An impossible request is refused with
+    :class:`~fedcmi.errors.InputError` naming the key. An entry is a subclass registered
+    with ``@PARTITIONERS.register("name")`` in a module of
+    :mod:`fedcmi.engine.partitioners`.
+    """
+
+    needs_key = False
+
+    def split(
+        self,
+        labels: np.ndarray,
+        keys: np.ndarray | None,
+        cfg: FederationConfig,
+        rng: np.random.Generator,
+    ) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def check_split(parts: list[np.ndarray], samples: int, cfg: FederationConfig) -> list[np.ndarray]:
+    """``parts`` when they cover every one of ``samples`` samples once and each client
+    holds at least ``federation.min_client_size`` of them; else the error says which
+    client fell short."""
+    sizes = [len(p) for p in parts]
+    covered = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    if len(covered) != samples or len(np.unique(covered)) != samples:
+        raise InputError(
+            f"federation.partitioner = {cfg.partitioner!r} did not place each of the "
+            f"{samples} training samples in exactly one client"
+        )
+    small = min(range(len(sizes)), key=sizes.__getitem__)
+    if sizes[small] < cfg.min_client_size:
+        raise InputError(
+            f"federation.partitioner = {cfg.partitioner!r} gave client {small} "
+            f"{sizes[small]} samples, fewer than federation.min_client_size = "
+            f"{cfg.min_client_size}"
+        )
+    return parts
 
 
 def dirichlet_partition(
@@ -203,13 +281,42 @@ def draw_missing(
     return missing
 
 
+def natural_keys(
+    keys: Mapping[str, np.ndarray] | None, cfg: FederationConfig, partitioner: Partitioner
+) -> np.ndarray | None:
+    """The per-sample values of ``federation.natural_key`` a partitioner reads."""
+    if not partitioner.needs_key:
+        return None
+    if not cfg.natural_key:
+        raise InputError(
+            f"federation.partitioner = {cfg.partitioner!r} needs federation.natural_key "
+            "(the dataset's per-sample key: actor, video, event)"
+        )
+    available = dict(keys or {})
+    if cfg.natural_key not in available:
+        names = ", ".join(sorted(available)) or "none"
+        raise InputError(
+            f"federation.natural_key = {cfg.natural_key!r}: the dataset has no such "
+            f"per-sample key (it has: {names})"
+        )
+    return available[cfg.natural_key]
+
+
 def build_federation(
-    labels: np.ndarray, cfg: FederationConfig, rounds: int, seed: int
+    labels: np.ndarray,
+    cfg: FederationConfig,
+    rounds: int,
+    seed: int,
+    keys: Mapping[str, np.ndarray] | None = None,
 ) -> Federation:
+    """The seeded federation of ``cfg`` over the training labels (``keys``: the
+    dataset's per-sample key values, which the natural partitioner reads)."""
     part_rng, mod_rng, sched_rng, missing_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    indices = dirichlet_partition(labels, cfg.num_clients, cfg.alpha, cfg.min_client_size, part_rng)
+    partitioner = PARTITIONERS.get(cfg.partitioner)()
+    values = natural_keys(keys, cfg, partitioner)
+    indices = check_split(partitioner.split(labels, values, cfg, part_rng), len(labels), cfg)
     modalities = assign_modalities(cfg.num_clients, cfg.multimodal_ratio, mod_rng)
     selection = selection_of(cfg)
     weights = selection.draw_weights(np.array([len(i) for i in indices], dtype=np.float64))
@@ -218,4 +325,4 @@ def build_federation(
     )
     rates = (cfg.missing_rate_a, cfg.missing_rate_v)
     missing = draw_missing(indices, modalities, rates, missing_rng) if any(rates) else {}
-    return Federation(indices, modalities, schedule, missing, rates)
+    return Federation(indices, modalities, schedule, missing, rates, cfg.partitioner)

@@ -50,5 +50,7 @@ def set_up(cfg: Config, cache_dir: Path | None = None, torch_settings: bool = Tr
     if torch_settings:
         configure_torch(cfg.engine)
     data = load_dataset(cfg.data.name, cfg.data.params, cache_dir)
-    federation = build_federation(data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed)
+    federation = build_federation(
+        data.train.y.numpy(), cfg.federation, cfg.rounds, cfg.seed, data.train.keys
+    )
     return assemble(cfg, data, federation, select_device(cfg.engine.device))

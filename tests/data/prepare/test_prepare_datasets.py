@@ -291,6 +291,8 @@ def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(media, tmp_path)
     assert manifest["class_names"] == ["informative", "not_informative"]
     assert manifest["splits"] == {"test": 2, "train": 4, "val": 2} and manifest["skipped"] == 2
     assert manifest["params"]["vocab_size"] == len(VOCAB)
+    index = json.loads((tmp_path / "cache" / "index.json").read_text())
+    assert {r["keys"]["event"] for r in index} == {"harvey"}  # the natural client key
     text = np.load(tmp_path / "cache" / "text.npy")
     assert text[0].tolist()[:5] == [2, 5, 6, 3, 0]  # [CLS] help now [SEP] [PAD]: RT and URL gone
     image = np.load(tmp_path / "cache" / "image.npy")
@@ -314,3 +316,28 @@ def test_crisismmd_prepare_and_one_round_with_densenet_and_bert(media, tmp_path)
     ]
     run_experiment(load_config(None, sets), tmp_path / "run")
     assert_reports_the_final_model(tmp_path / "run")
+
+
+def test_natural_split_of_crema_d_gives_one_client_per_actor(media, tmp_path):
+    from fedcmi.config import load_config
+    from fedcmi.engine.setup import set_up
+
+    raw = media.crema_d(tmp_path / "raw", actors=("1001", "1002", "1003"))
+    prepare("crema-d", raw, tmp_path / "cache", {**media.small, "test_fraction": 0.34})
+    cfg = load_config(
+        None,
+        [
+            "data.name=crema-d",
+            f"data.cache='{tmp_path / 'cache'}'",
+            "data.val_fraction=0.5",
+            'federation.partitioner="natural"',
+            'federation.natural_key="actor"',
+            "federation.num_clients=3",
+            "federation.clients_per_round=1",
+            "federation.min_client_size=1",
+        ],
+    )
+    run = set_up(cfg, torch_settings=False)
+    actors = run.data.train.keys["actor"]
+    held = [sorted(set(actors[idx])) for idx in run.federation.client_indices]
+    assert held == [["1001"], ["1002"], ["1003"]]

@@ -42,6 +42,8 @@ class ClipJob:
     label: int
     split: str
     source: dict[str, Any]  # what the worker needs: paths, time windows
+    # Per-sample metadata kept in the index (a natural client key such as the event).
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,7 +204,13 @@ def _fit(value: np.ndarray, spec: ArraySpec, job: ClipJob) -> np.ndarray:
 def _finish(out, spec, progress, arrays, seconds, processed, workers) -> dict[str, Any]:
     errors = progress["errors"]
     index = [
-        {"key": j.key, "label": j.label, "split": j.split, "ok": str(i) not in errors}
+        {
+            "key": j.key,
+            "label": j.label,
+            "split": j.split,
+            "ok": str(i) not in errors,
+            **({"keys": j.keys} if j.keys else {}),
+        }
         for i, j in enumerate(spec.jobs)
     ]
     skipped = spec.skipped + [

@@ -40,6 +40,7 @@ class Pair:
     text: str
     image: str  # relative to the dataset root
     label: str
+    event: str = ""  # the crisis, the TSV's event_name
 
 
 def task_file(root: str | Path, task: str, split: str) -> Path:
@@ -77,6 +78,7 @@ def read_pairs(
                     clean_tweet(row["tweet_text"]),
                     row["image"],
                     label,
+                    row.get("event_name", ""),
                 )
             )
     return pairs
@@ -147,7 +149,13 @@ def index_clips(src: str | Path, p: PrepareParams) -> tuple[list, list[dict[str,
                 "tokenizer": p.tokenizer,
             }
             jobs.append(
-                ClipJob(pair.image_id, classes.index(pair.label), SPLIT_NAMES[split], source)
+                ClipJob(
+                    pair.image_id,
+                    classes.index(pair.label),
+                    SPLIT_NAMES[split],
+                    source,
+                    {"event": pair.event},
+                )
             )
     return jobs, skipped, classes
 

@@ -1,0 +1,2 @@
+"""The ``federation.partitioner`` entries, one module each (see
+:class:`fedcmi.engine.federation.Partitioner`)."""
