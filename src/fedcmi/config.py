@@ -190,6 +190,17 @@ class EvalConfig:
     smooth_rounds: PositiveInt = 3
     """The best-val round: chosen on a trailing mean of val accuracy over this many
     rounds."""
+    missing_rate_a: Fraction = 0.0
+    """Test-time missing modality a: each test sample's a input is absent with this
+    probability (fixed masks drawn from ``missing_seed``, independently of v, separate
+    from the training rates ``federation.missing_rate_*``). Above 0, every round also
+    reports every head on the masked test set (``test_missing``; the complete test set
+    stays ``test``)."""
+    missing_rate_v: Fraction = 0.0
+    """As ``missing_rate_a``, for modality v."""
+    missing_seed: NonNegativeInt = 0
+    """Seed of the test-time masks: the same masked test set for every method and run
+    seed, so the curves compare."""
 
 
 @dataclass

@@ -89,4 +89,21 @@ def run_figures(records: list[dict[str, Any]], last_rounds: int, smooth: int) ->
             "test": window_mean(records, "test", k),
         },
         "val_gain": val_gain(records, last_rounds),
+        **missing_figures(records, best, last, k),
+    }
+
+
+def missing_figures(
+    records: list[dict[str, Any]], best: dict[str, Any], last: dict[str, Any], k: int
+) -> dict[str, Any]:
+    """The masked test set's figures (test-time missing inputs), beside the complete
+    test set's: at the best round, the last round and over the last ``k`` rounds."""
+    if "test_missing" not in last:
+        return {}
+    return {
+        "test_missing": {
+            "best": scalars(best["test_missing"]),
+            "last": scalars(last["test_missing"]),
+            "last_mean": window_mean(records, "test_missing", k),
+        }
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from fedcmi.config import EvalConfig
@@ -15,15 +17,58 @@ from fedcmi.data.base import MultimodalData, Split
 from fedcmi.models.base import MultimodalModel
 
 
+@dataclass
+class MissingInputs:
+    """Fixed test-time masks (True = present) of a split's a and v inputs."""
+
+    present_a: torch.Tensor
+    present_v: torch.Tensor
+
+    @classmethod
+    def draw(cls, samples: int, cfg: EvalConfig) -> MissingInputs:
+        """Each input absent with its ``eval.missing_rate_*``, independently, from
+        ``eval.missing_seed`` (the same masks for every method and run seed)."""
+        rng = np.random.default_rng(cfg.missing_seed)
+        present_a = rng.random(samples) >= cfg.missing_rate_a
+        present_v = rng.random(samples) >= cfg.missing_rate_v
+        return cls(torch.from_numpy(present_a), torch.from_numpy(present_v))
+
+    def apply(self, split: Split) -> Split:
+        """``split`` with the absent inputs' rows zeroed (no model sees what is missing)."""
+
+        def zeroed(x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+            keep = present.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+            return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+        x_a, x_v = zeroed(split.x_a, self.present_a), zeroed(split.x_v, self.present_v)
+        return Split(x_a, x_v, split.y, split.keys)
+
+    def counts(self) -> dict[str, float]:
+        """The realised fractions: a missing, v missing, both missing (such a sample is
+        still evaluated: every head then sees only the model's fill)."""
+        a, v = ~self.present_a, ~self.present_v
+        return {
+            "missing_a": float(a.double().mean()),
+            "missing_v": float(v.double().mean()),
+            "missing_both": float((a & v).double().mean()),
+        }
+
+
 @torch.no_grad()
 def collect_logits(
-    model: MultimodalModel, split: Split, batch_size: int
+    model: MultimodalModel, split: Split, batch_size: int, missing: MissingInputs | None = None
 ) -> dict[str, torch.Tensor]:
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
+    device = split.y.device
     for start in range(0, len(split), batch_size):
         sl = slice(start, start + batch_size)
-        for key, logits in model.evaluation_logits(split.x_a[sl], split.x_v[sl]).items():
+        if missing is None:  # the masks only where there are any: a model may not take them
+            logits_by_key = model.evaluation_logits(split.x_a[sl], split.x_v[sl])
+        else:
+            masks = (missing.present_a[sl].to(device), missing.present_v[sl].to(device))
+            logits_by_key = model.evaluation_logits(split.x_a[sl], split.x_v[sl], *masks)
+        for key, logits in logits_by_key.items():
             parts.setdefault(key, []).append(logits.float())
     return {key: torch.cat(chunks) for key, chunks in parts.items()}
 
@@ -46,13 +91,18 @@ def class_fairness(per_class: list[float]) -> dict[str, float]:
 
 
 def evaluate(
-    model: MultimodalModel, split: Split, batch_size: int, num_classes: int
+    model: MultimodalModel,
+    split: Split,
+    batch_size: int,
+    num_classes: int,
+    missing: MissingInputs | None = None,
 ) -> dict[str, Any]:
     """Accuracies of every evaluation head the model has, per-class fused accuracy with
     its :func:`class_fairness` figures, and the imbalance ratio (mean true-class
     probability of modality a over that of v, from the model's per-modality
-    predictions)."""
-    logits = collect_logits(model, split, batch_size)
+    predictions); with ``missing``, on the split with those inputs absent (``split``
+    must already be :meth:`MissingInputs.apply`'d)."""
+    logits = collect_logits(model, split, batch_size, missing)
     y = split.y
     out: dict[str, Any] = {
         key: float((value.argmax(1) == y).double().mean()) for key, value in logits.items()
@@ -84,14 +134,23 @@ class Evaluator:
         self.train = data.train  # stays where it is; the probes move it batch by batch
         self.val = data.val.to(device)
         self.test = data.test.to(device)
+        # Test-time missing inputs (eval.missing_rate_*): fixed masks, drawn once.
+        self.missing: MissingInputs | None = None
+        if cfg.missing_rate_a or cfg.missing_rate_v:
+            self.missing = MissingInputs.draw(len(self.test), cfg)
+            self.test_missing = self.missing.apply(self.test)
 
     def __call__(self, state: State) -> dict[str, Any]:
         self.model.load_state_dict(state)
         bs, c = self.batch_size, self.num_classes
-        return {
+        out = {
             "val": evaluate(self.model, self.val, bs, c),
             "test": evaluate(self.model, self.test, bs, c),
         }
+        if self.missing is not None:
+            masked = evaluate(self.model, self.test_missing, bs, c, self.missing)
+            out["test_missing"] = {**masked, **self.missing.counts()}
+        return out
 
     def probes(self, state: State) -> dict[str, float | None]:
         """``probe_a``, ``probe_v``: linear-probe test accuracy of each encoder of

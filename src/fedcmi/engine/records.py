@@ -25,13 +25,16 @@ class RoundRecord:
     attempts: int = 1
     # Power-of-choice selection only: the local loss of each candidate, by client id.
     candidate_losses: dict[str, float] | None = None
+    # Test-time missing inputs only (eval.missing_rate_*): every head on the masked test set.
+    test_missing: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if not self.rejected:
             del out["rejected"], out["attempts"]
-        if self.candidate_losses is None:
-            del out["candidate_losses"]
+        for optional in ("candidate_losses", "test_missing"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod
@@ -39,8 +42,12 @@ class RoundRecord:
         return cls(**raw)
 
     def evaluation(self) -> dict[str, Any]:
-        """What the summary's figures need: round, val and test metrics."""
-        return {"round": self.round, "val": self.val, "test": self.test}
+        """What the summary's figures need: round, val and test metrics (and the masked
+        test set's, when evaluated)."""
+        out = {"round": self.round, "val": self.val, "test": self.test}
+        if self.test_missing is not None:
+            out["test_missing"] = self.test_missing
+        return out
 
     def loss_terms(self) -> dict[str, float]:
         """Each local loss term (``loss_<term>`` of the client logs, the proximal term
@@ -86,10 +93,12 @@ class Summary:
     wall_seconds: float | None = None  # set by a sweep: the cell's whole wall time
     precision: str | None = None  # what engine.precision resolved to on this device
     precision_reason: str | None = None
+    # Test-time missing inputs only: the masked test set's best, last and last-mean figures.
+    test_missing: dict[str, dict[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for optional in ("wall_seconds", "precision", "precision_reason"):
+        for optional in ("wall_seconds", "precision", "precision_reason", "test_missing"):
             if out[optional] is None:
                 del out[optional]
         return out

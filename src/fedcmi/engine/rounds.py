@@ -291,6 +291,7 @@ def round_record(
         client_logs=logs,
         rejected=result.rejected,
         attempts=result.attempts,
+        test_missing=evaluation.get("test_missing"),
     )
 
 

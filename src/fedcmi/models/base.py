@@ -75,7 +75,16 @@ class MultimodalModel(nn.Module):
         ``mask_v`` mark the samples that hold each input (per-sample missing inputs)."""
         raise NotImplementedError  # pragma: no cover
 
-    def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
+    def evaluation_logits(
+        self,
+        x_a: Tensor,
+        x_v: Tensor,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Logits of every evaluation head by metric name; ``mask_a``/``mask_v`` (True =
+        present) mark test samples missing an input, whose slot each head fills as the
+        model's training forward does."""
         raise NotImplementedError  # pragma: no cover
 
 

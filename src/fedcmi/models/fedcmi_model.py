@@ -119,9 +119,18 @@ class FedCMIModel(MultimodalModel):
         slot by av (zeros without infiltration projectors)."""
         return self.fuse(fill_missing(aa, va, mask_a), fill_missing(vv, av, mask_v))
 
-    def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
+    def evaluation_logits(
+        self,
+        x_a: Tensor,
+        x_v: Tensor,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         aa, av = self.project_a(x_a)
         vv, va = self.project_v(x_v)
+        # A missing slot holds the other modality's infiltration projection, as in
+        # training (fuse_filled); every head reads the filled projections.
+        aa, vv = fill_missing(aa, va, mask_a), fill_missing(vv, av, mask_v)
         out = {
             "acc": self.fuse(aa, vv),
             "acc_a": self.fuse(aa, None),

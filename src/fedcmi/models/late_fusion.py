@@ -33,8 +33,15 @@ class LateFusionModel(MultimodalModel):
         f_v = fill_missing(self.enc_v(x_v), None, mask_v) if "v" in modalities else None
         return self.fuse(f_a, f_v)
 
-    def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
-        f_a, f_v = self.enc_a(x_a), self.enc_v(x_v)
+    def evaluation_logits(
+        self,
+        x_a: Tensor,
+        x_v: Tensor,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        f_a = fill_missing(self.enc_a(x_a), None, mask_a)
+        f_v = fill_missing(self.enc_v(x_v), None, mask_v)
         return {
             "acc": self.fuse(f_a, f_v),
             "acc_a": self.fuse(f_a, None),

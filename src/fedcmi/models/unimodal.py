@@ -38,6 +38,13 @@ class UnimodalModel(MultimodalModel):
         the callers' to leave out of a loss."""
         return self.logits(present(x_a if self.side == "a" else x_v))
 
-    def evaluation_logits(self, x_a: Tensor, x_v: Tensor) -> dict[str, Tensor]:
+    def evaluation_logits(
+        self,
+        x_a: Tensor,
+        x_v: Tensor,
+        mask_a: Tensor | None = None,
+        mask_v: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        # A missing input's rows are zeros: the one encoder sees what the data holds.
         logits = self.logits(x_a if self.side == "a" else x_v)
         return {"acc": logits, f"acc_{self.side}": logits}

@@ -16,6 +16,7 @@ from fedcmi.errors import InputError
 # Primary figures: test metrics averaged over the last eval.last_rounds rounds.
 METRICS = ACCURACIES
 BEST_METRICS = ("acc", "acc_a", "acc_v")  # secondary: at the best smoothed-val round
+MISSING_METRICS = ("acc", "acc_a", "acc_v")
 RESULT_COLUMNS = (
     *METRICS,
     *PROBES,
@@ -26,6 +27,9 @@ RESULT_COLUMNS = (
     "per_class_std",  # std of the last round's per-class accuracies
     "worst_class_acc",  # fairness across classes, mean over the last rounds (evaluation.py)
     "class_acc_std",
+    # Test-time missing inputs (eval.missing_rate_*): the masked test set's figures over
+    # the last rounds ("" without them); a robustness curve is a table over the rates.
+    *(f"missing_{m}" for m in MISSING_METRICS),
     "max_client_loss",  # the largest local training loss of any client in any round
     "max_grad_norm",  # the largest local gradient norm of any client step (diagnostics)
     "rounds",

@@ -52,7 +52,13 @@ from fedcmi.core.files import atomic_write
 from fedcmi.core.protocol import PROBES
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, Summary
 from fedcmi.errors import RunFailure, RunInterrupted
-from fedcmi.tools.results import BEST_METRICS, FAILURE_COLUMNS, METRICS, RESULT_COLUMNS
+from fedcmi.tools.results import (
+    BEST_METRICS,
+    FAILURE_COLUMNS,
+    METRICS,
+    MISSING_METRICS,
+    RESULT_COLUMNS,
+)
 
 VARIANT_AXIS = "variant"
 
@@ -291,6 +297,8 @@ def result_row(cell: Cell, summary: Summary, run_dir: Path) -> dict[str, Any]:
     row["per_class_std"] = statistics.pstdev(per_class) if per_class else ""
     for key in ("worst_class_acc", "class_acc_std"):
         row[key] = final["test"].get(key, "")
+    masked = summary.test_missing["last_mean"] if summary.test_missing else {}
+    row.update({f"missing_{m}": masked.get(m, "") for m in MISSING_METRICS})
     row["rounds"] = summary.rounds
     wall = summary.wall_seconds
     row["wall_seconds"] = (
