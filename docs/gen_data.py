@@ -33,12 +33,14 @@ GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
 SEEDED_GRIDS = (  # compared over seeds, paired tables
     "skew-", "stabiliser-", "fairness-", "paper-", "missing-", "server-opt-", "selection-",
+    "ablation-",
 )  # fmt: skip
 # The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
 GRID_METRICS = {
     "tune-": ["val_acc"],
     "fairness-": ["acc", "worst_class_acc", "class_acc_std"],
     "paper-": ["acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v"],
+    "ablation-": ["acc", "acc_v", "acc_va", "probe_a", "probe_v"],
 }
 BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform", "sgd")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
@@ -423,7 +425,9 @@ def tally(grid: str, ours: str, metric: str, methods: str = "") -> str:
     ahead = behind = total = 0
     for name in names:
         for setting, theirs in runs(name).items():
-            diff = paired_difference([mine[setting][s] - v for s, v in theirs.items()])
+            # pairs of the seeds both have (a run that stopped has no row)
+            pairs = [mine[setting][s] - v for s, v in theirs.items() if s in mine[setting]]
+            diff = paired_difference(pairs)
             total += 1
             ahead += diff.excludes_zero and diff.mean > 0
             behind += diff.excludes_zero and diff.mean < 0
