@@ -33,7 +33,7 @@ GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
 SEEDED_GRIDS = (  # compared over seeds, paired tables
     "skew-", "stabiliser-", "fairness-", "paper-", "missing-", "server-opt-", "selection-",
-    "ablation-",
+    "ablation-", "test-missing-",
 )  # fmt: skip
 # The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
 GRID_METRICS = {
@@ -41,6 +41,7 @@ GRID_METRICS = {
     "fairness-": ["acc", "worst_class_acc", "class_acc_std"],
     "paper-": ["acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v"],
     "ablation-": ["acc", "acc_v", "acc_va", "probe_a", "probe_v"],
+    "test-missing-": ["acc", "missing_acc", "missing_acc_a", "missing_acc_v"],
 }
 BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform", "sgd")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
