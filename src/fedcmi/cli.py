@@ -75,11 +75,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"precision on {device}: {chosen.name} ({chosen.reason})")
     bar = None if args.quiet else _progress(cfg.rounds)
     on_round = None if bar is None else bar.update_round
+
+    def on_start(quality: list[dict[str, Any]]) -> None:
+        from fedcmi.engine.quality import quality_lines
+
+        print("\n".join(quality_lines(quality)), flush=True)
+
     try:
         if args.engine == "flower":
-            summary = run_flower_simulation(cfg, out, on_round, resume=bool(args.resume))
+            summary = run_flower_simulation(
+                cfg, out, on_round, resume=bool(args.resume), on_start=on_start
+            )
         else:
-            summary = run_experiment(cfg, out, on_round, resume=bool(args.resume))
+            summary = run_experiment(
+                cfg, out, on_round, resume=bool(args.resume), on_start=on_start
+            )
     except RunInterrupted as exc:
         print(f"fedcmi: {exc}", file=sys.stderr)
         return 130

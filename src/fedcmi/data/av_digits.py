@@ -10,6 +10,16 @@ not clipped), so every run sees the same noisy images.
 
 Splits are stratified per class: ``test_fraction`` (0.2) and ``val_fraction`` (0.1) of
 each class; the rest is the federated training pool.
+
+Per-client quality (``client_audio_snr_db``, ``client_image_noise``): the same samples
+are also rendered at each listed level, with the same speech, offsets and noise draws
+(only the noise's scale changes), so a profile's rendering of a sample equals that
+sample in the dataset built with ``audio_snr_db`` / ``image_noise`` at the profile's
+levels. Client ``k`` trains on profile ``k mod P``; val and test stay at the dataset's
+own levels.
+
+Natural keys: each sample's ``voice`` (espeak-ng accent + voice variant) and ``accent``,
+so ``federation.partitioner = "natural"`` splits by speaker as CREMA-D's actors do.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +47,14 @@ from fedcmi.data.audio import (
     trim_silence,
     voice_variants,
 )
-from fedcmi.data.base import DatasetBuilder, MultimodalData, Split, make_splits, params_key
+from fedcmi.data.base import (
+    ClientQuality,
+    DatasetBuilder,
+    MultimodalData,
+    Split,
+    make_splits,
+    params_key,
+)
 from fedcmi.errors import InputError
 from fedcmi.registry import DATASETS
 
@@ -93,15 +110,29 @@ def draw_recipes(labels: np.ndarray, rng: np.random.Generator) -> list[ClipRecip
     ]
 
 
-def render_clip(recipe: ClipRecipe, snr_db: float | None) -> np.ndarray:
-    speech = trim_silence(to_16k(speak(recipe.word, recipe.voice, recipe.pitch, recipe.speed)))
-    return place_in_window(speech, WINDOW_SAMPLES, np.random.default_rng(recipe.seed), snr_db)
+def speak_clip(recipe: ClipRecipe) -> np.ndarray:
+    """The recipe's trimmed speech at 16 kHz (the slow part: one espeak-ng call)."""
+    return trim_silence(to_16k(speak(recipe.word, recipe.voice, recipe.pitch, recipe.speed)))
 
 
-def synthesize(recipes: list[ClipRecipe], snr_db: float | None, workers: int) -> np.ndarray:
+def synthesize(recipes: list[ClipRecipe], workers: int) -> list[np.ndarray]:
     # espeak-ng runs as a subprocess, so threads overlap the synthesis without the GIL.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return np.stack(list(pool.map(lambda r: render_clip(r, snr_db), recipes)))
+        return list(pool.map(speak_clip, recipes))
+
+
+def render_log_mel(
+    speech: list[np.ndarray], recipes: list[ClipRecipe], snr_db: float | None
+) -> np.ndarray:
+    """Each clip placed in its window with its own offset and noise draw (seeded by its
+    recipe, so every SNR level shares them), as log-mel spectrograms."""
+    clips = np.stack(
+        [
+            place_in_window(s, WINDOW_SAMPLES, np.random.default_rng(r.seed), snr_db)
+            for s, r in zip(speech, recipes)
+        ]
+    )
+    return log_mel(clips)
 
 
 @DATASETS.register("av-digits")
@@ -121,12 +152,41 @@ class AVDigits(DatasetBuilder):
         seed: int = 0
         """Fixes the dataset itself (voices, pairing, noise, splits); the run seed varies
         the federation."""
+        client_audio_snr_db: list[float] = field(default_factory=list)
+        """Per-client speech SNR in dB: client k trains on audio rendered at entry
+        k mod P (P profiles; empty: every client at ``audio_snr_db``)."""
+        client_image_noise: list[float] = field(default_factory=list)
+        """Per-client pixel noise sigma, paired entry by entry with
+        ``client_audio_snr_db`` (empty: every client at ``image_noise``)."""
 
         def __post_init__(self) -> None:
             # -5 and -5.0 are the same data: one cache name (params_key hashes the JSON)
             if self.audio_snr_db is not None:
                 self.audio_snr_db = float(self.audio_snr_db)
             self.image_noise = float(self.image_noise)
+            self.client_audio_snr_db = [float(v) for v in self.client_audio_snr_db]
+            self.client_image_noise = [float(v) for v in self.client_image_noise]
+            negative = [v for v in self.client_image_noise if v < 0]
+            if negative:
+                raise InputError(
+                    f"data.client_image_noise = {self.client_image_noise}: {negative[0]} "
+                    "is negative (a noise sigma)"
+                )
+            sizes = {len(v) for v in (self.client_audio_snr_db, self.client_image_noise) if v}
+            if len(sizes) > 1:
+                raise InputError(
+                    f"data.client_audio_snr_db has {len(self.client_audio_snr_db)} entries "
+                    f"but data.client_image_noise has {len(self.client_image_noise)}: one "
+                    "entry per profile in each (or leave one empty)"
+                )
+
+        def profiles(self) -> list[tuple[float | None, float]]:
+            """Each per-client quality profile's (audio SNR, image noise) (empty: none
+            configured)."""
+            count = max(len(self.client_audio_snr_db), len(self.client_image_noise))
+            audio: list[float | None] = [*self.client_audio_snr_db] or [self.audio_snr_db] * count
+            image = self.client_image_noise or [self.image_noise] * count
+            return list(zip(audio, image))
 
     @classmethod
     def load(cls, params: AVDigits.Params, cache_dir: Path) -> MultimodalData:
@@ -137,6 +197,7 @@ class AVDigits(DatasetBuilder):
         blob = torch.load(path, weights_only=True)
         if blob.get("params") != json.dumps(asdict(params), sort_keys=True):
             raise InputError(f"{path}: cache was built with other parameters; delete it to rebuild")
+        keys = {name: np.asarray(values) for name, values in blob["keys"].items()}
         train, val, test = make_splits(
             blob["x_a"],
             blob["x_v"],
@@ -144,24 +205,45 @@ class AVDigits(DatasetBuilder):
             params.val_fraction,
             params.test_fraction,
             params.seed,
+            keys,
         )
-        # One scalar mean/std from the training split puts log-mel values near unit scale.
+        # One scalar mean/std from the training split puts log-mel values near unit scale;
+        # every quality profile is scaled by the same figures (one fixed front end).
         mean, std = train.x_a.mean(), train.x_a.std()
-        train, val, test = (Split((s.x_a - mean) / std, s.x_v, s.y) for s in (train, val, test))
+
+        def scaled(s: Split) -> Split:
+            return Split((s.x_a - mean) / std, s.x_v, s.y, s.keys)
+
+        quality = []
+        for snr_db, noise in params.profiles():
+            x_a = blob["x_a_at"].get(level_key(snr_db), blob["x_a"])
+            x_v = blob["x_v_at"].get(level_key(noise), blob["x_v"])
+            p_train, p_val, _ = make_splits(
+                x_a, x_v, blob["y"], params.val_fraction, params.test_fraction, params.seed, keys
+            )
+            levels = {"audio_snr_db": snr_db, "image_noise": noise}
+            quality.append(ClientQuality(levels, scaled(p_train), scaled(p_val)))
         return MultimodalData(
             name="av-digits",
-            train=train,
-            val=val,
-            test=test,
+            train=scaled(train),
+            val=scaled(val),
+            test=scaled(test),
             class_names=list(WORDS),
             modality_names=("audio", "image"),
             default_encoders=("conv1d-audio", "cnn-image"),
             notes={"cache": str(path), "build_seconds": float(blob["build_seconds"])},
+            quality=quality,
         )
 
 
+def level_key(level: float | None) -> str:
+    """A quality level as the cache's dictionary key ("clean": no audio noise)."""
+    return "clean" if level is None else repr(float(level))
+
+
 def build_cache(params: AVDigits.Params, path: Path) -> None:
-    """Synthesise the dataset and write it atomically to ``path``."""
+    """Synthesise the dataset (and its renderings at the per-client quality levels) and
+    write it atomically to ``path``."""
     start = time.perf_counter()
     rng = np.random.default_rng(params.seed)
     images, labels = load_mnist_5k()
@@ -169,14 +251,34 @@ def build_cache(params: AVDigits.Params, path: Path) -> None:
         [rng.permutation(np.flatnonzero(labels == c))[: params.per_class] for c in range(10)]
     )
     y = labels[chosen]
-    pixels = images[chosen].astype(np.float32) / 255.0
-    pixels += rng.normal(0.0, params.image_noise, size=pixels.shape).astype(np.float32)
+    clean = images[chosen].astype(np.float32) / 255.0
+    # sigma * z with z standard normal is the draw rng.normal(0, sigma) makes: one z
+    # serves every image noise level.
+    z = rng.standard_normal(size=clean.shape)
+
+    def pixels(sigma: float) -> torch.Tensor:
+        return torch.from_numpy((clean + (sigma * z).astype(np.float32))[:, None])
+
     recipes = draw_recipes(y, rng)
-    clips = synthesize(recipes, params.audio_snr_db, workers=max(2, os.cpu_count() or 2))
+    speech = synthesize(recipes, workers=max(2, os.cpu_count() or 2))
+    levels = params.profiles()
+    audio_levels = {a for a, _ in levels} - {params.audio_snr_db}
+    image_levels = {v for _, v in levels} - {params.image_noise}
     blob = {
-        "x_a": torch.from_numpy(log_mel(clips)),
-        "x_v": torch.from_numpy(pixels[:, None]),
+        "x_a": torch.from_numpy(render_log_mel(speech, recipes, params.audio_snr_db)),
+        "x_v": pixels(params.image_noise),
         "y": torch.from_numpy(y),
+        # Per-sample natural keys (federation.partitioner = "natural"): the speaking
+        # voice (accent + variant) and its accent alone.
+        "keys": {
+            "voice": [r.voice for r in recipes],
+            "accent": [r.voice.split("+")[0] for r in recipes],
+        },
+        "x_a_at": {
+            level_key(a): torch.from_numpy(render_log_mel(speech, recipes, a))
+            for a in sorted(audio_levels, key=level_key)
+        },
+        "x_v_at": {level_key(v): pixels(v) for v in sorted(image_levels, key=level_key)},
         "params": json.dumps(asdict(params), sort_keys=True),
         "build_seconds": time.perf_counter() - start,
     }

@@ -50,6 +50,20 @@ class Split:
 
 
 @dataclass
+class ClientQuality:
+    """One per-client quality profile of a dataset that renders its inputs at several
+    qualities (av-digits' ``client_audio_snr_db`` / ``client_image_noise``):
+    ``settings`` names the levels, ``train`` and ``val`` are the whole training and
+    validation splits rendered at them (same samples, same order as the dataset's own
+    splits). Client ``k`` trains on profile ``k mod P``; the server's val and test
+    splits stay at the dataset's own levels."""
+
+    settings: dict[str, float | None]
+    train: Split
+    val: Split
+
+
+@dataclass
 class MultimodalData:
     """A dataset ready for federated training: three splits plus descriptive metadata."""
 
@@ -63,6 +77,18 @@ class MultimodalData:
     notes: dict[str, Any] = field(default_factory=dict)
     # Options the dataset passes to its default encoders (e.g. BERT's vocabulary size).
     encoder_options: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    # Per-client quality profiles (empty: every client trains on ``train`` as it is).
+    quality: list[ClientQuality] = field(default_factory=list)
+
+    def client_profile(self, cid: int) -> int | None:
+        """The quality profile client ``cid`` trains on (None: no profiles)."""
+        return cid % len(self.quality) if self.quality else None
+
+    def client_train(self, cid: int) -> Split:
+        """The training split as client ``cid`` sees it (its quality profile's rendering;
+        the partition picks its rows)."""
+        profile = self.client_profile(cid)
+        return self.train if profile is None else self.quality[profile].train
 
     @property
     def num_classes(self) -> int:
@@ -81,6 +107,7 @@ class MultimodalData:
             "shapes": {m: list(s) for m, s in zip(self.modality_names, self.shapes)},
             "sizes": sizes,
             "default_encoders": list(self.default_encoders),
+            **({"client_quality": [q.settings for q in self.quality]} if self.quality else {}),
             **self.notes,
         }
 
@@ -129,9 +156,15 @@ def stratified_split(
 
 
 def make_splits(
-    x_a: Tensor, x_v: Tensor, y: Tensor, val_fraction: float, test_fraction: float, seed: int
+    x_a: Tensor,
+    x_v: Tensor,
+    y: Tensor,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    keys: dict[str, np.ndarray] | None = None,
 ) -> tuple[Split, Split, Split]:
-    full = Split(x_a, x_v, y)
+    full = Split(x_a, x_v, y, dict(keys or {}))
     idx = stratified_split(y.numpy(), val_fraction, test_fraction, seed)
     for name, part, fraction in zip(("val", "test"), idx[1:], (val_fraction, test_fraction)):
         if len(part) == 0:  # every round evaluates on both: refuse before training

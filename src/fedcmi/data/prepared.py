@@ -131,7 +131,9 @@ class PreparedDataset(DatasetBuilder):
             )
         return MultimodalData(
             name=cls.name,
-            **parts,
+            train=parts["train"],
+            val=parts["val"],
+            test=parts["test"],
             class_names=manifest["class_names"],
             modality_names=cls.modality_names,
             default_encoders=cls.default_encoders,

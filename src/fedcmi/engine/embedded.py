@@ -81,7 +81,8 @@ def federation_client(
     federation: Federation, train: Split, cid: int, device: torch.device
 ) -> ClientData:
     """Client ``cid``'s data as the federation defines it (partition, modalities,
-    per-sample missing inputs)."""
+    per-sample missing inputs) from ``train``, the training split as that client sees it
+    (:meth:`~fedcmi.data.base.MultimodalData.client_train`)."""
     return make_client_data(
         train,
         federation.client_indices[cid],
@@ -210,7 +211,7 @@ class EmbeddedEngine:
         self.phase_log: PhaseLog | None = None  # set by benchmarks to see where time goes
         self.evaluate = Evaluator(cfg.eval, data, self.trainer.model, device)
         self.clients = [
-            federation_client(federation, data.train, cid, device)
+            federation_client(federation, data.client_train(cid), cid, device)
             for cid in range(len(federation.client_indices))
         ]
 

@@ -53,7 +53,15 @@ class Federation:
     missing_rates: tuple[float, float] = (0.0, 0.0)
     partitioner: str = "dirichlet"
 
-    def manifest(self, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    def manifest(
+        self,
+        labels: np.ndarray,
+        class_names: list[str],
+        quality: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The federation as the run folder's ``manifest.json`` records it; ``quality``:
+        each client's quality profile (its index and levels), when the dataset has
+        per-client quality."""
         num_classes = len(class_names)
         clients = [
             {
@@ -62,6 +70,7 @@ class Federation:
                 "num_samples": int(len(idx)),
                 "class_counts": np.bincount(labels[idx], minlength=num_classes).tolist(),
                 **({"missing": self.missing[cid].counts()} if cid in self.missing else {}),
+                **({"quality": quality[cid]} if quality else {}),
             }
             for cid, (idx, mods) in enumerate(zip(self.client_indices, self.modalities))
         ]

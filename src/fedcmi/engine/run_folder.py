@@ -191,13 +191,28 @@ class RunWriter:
     def out(self) -> Path:
         return self.folder.path
 
-    def start(self, data: MultimodalData, federation: Federation) -> None:
+    def start(
+        self,
+        data: MultimodalData,
+        federation: Federation,
+        quality: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Write the config and the manifest (``quality``: the description of the
+        dataset's per-client quality profiles, :func:`fedcmi.engine.quality.describe_quality`)
+        and open the metrics file."""
         write_text(self.folder.config_file, self.cfg.to_toml())
         labels = data.train.y.numpy()
-        write_json(
-            self.folder.manifest_file,
-            {"dataset": data.info(), **federation.manifest(labels, data.class_names)},
-        )
+        per_client = [
+            {"profile": p, **data.quality[p].settings}
+            for cid in range(len(federation.client_indices))
+            if (p := data.client_profile(cid)) is not None
+        ]
+        manifest = {
+            "dataset": data.info(),
+            **federation.manifest(labels, data.class_names, per_client),
+            **({"client_quality": quality} if quality else {}),
+        }
+        write_json(self.folder.manifest_file, manifest)
         self._metrics = open(self.folder.metrics_file, "w", encoding="utf-8")  # noqa: SIM115
         self.train_started = time.perf_counter()
 

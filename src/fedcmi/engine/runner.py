@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fedcmi.config import Config
 from fedcmi.engine.embedded import EmbeddedEngine
 from fedcmi.engine.loop import RunState, run_rounds
+from fedcmi.engine.quality import describe_quality
 from fedcmi.engine.run_folder import RoundRecord, RunDirError, RunWriter, Summary, to_device
 from fedcmi.engine.setup import set_up
 from fedcmi.errors import RunInterrupted  # noqa: F401 - re-exported
@@ -22,6 +24,7 @@ def run_experiment(
     on_round: Callable[[RoundRecord], None] | None = None,
     cache_dir: Path | None = None,
     resume: bool = False,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Summary:
     """Run ``cfg`` on the embedded engine, writing the run folder; returns the summary.
 
@@ -29,6 +32,8 @@ def run_experiment(
     valid checkpoint. Every ``engine.checkpoint_every`` rounds (and on Ctrl-C) a
     checkpoint is written; ``checkpoint_every = 0`` writes none
     (:func:`fedcmi.engine.loop.run_rounds`, the loop the Flower adapter runs too).
+    ``on_start`` gets the description of the dataset's per-client quality profiles
+    (:func:`fedcmi.engine.quality.describe_quality`) when it has some.
     """
     writer, resumed = RunWriter.resume(out_dir, cfg) if resume else (RunWriter(out_dir, cfg), None)
     run = set_up(cfg, cache_dir)
@@ -38,7 +43,10 @@ def run_experiment(
         state = {k: v.to(device) for k, v in resumed.global_state.items()}
         start = RunState(state, to_device(resumed.memory, device), resumed.rounds_done)
     else:
-        writer.start(data, federation)
+        quality = describe_quality(run)
+        writer.start(data, federation, quality)
+        if quality and on_start is not None:
+            on_start(quality)
         start = RunState(engine.global_state, engine.memory)
     try:
         end = run_rounds(cfg.rounds, writer, start, engine.step, on_round)

@@ -26,6 +26,7 @@ from fedcmi.core.training import ClientData
 from fedcmi.engine.embedded import federation_client
 from fedcmi.engine.evaluation import Evaluator
 from fedcmi.engine.loop import RunState, run_rounds
+from fedcmi.engine.quality import describe_quality
 from fedcmi.engine.rounds import run_round, train_client
 from fedcmi.engine.run_folder import RoundRecord, RunFolder, RunWriter, Summary, to_device
 from fedcmi.errors import InputError, RunFailure
@@ -67,7 +68,7 @@ def node_client(msg: Message, context: Context) -> tuple[Workspace, ClientData, 
             f"num-partitions = {n_parts} but federation.num_clients = "
             f"{ws.cfg.federation.num_clients}"
         )
-    client = federation_client(ws.federation, ws.data.train, pid, ws.device)
+    client = federation_client(ws.federation, ws.data.client_train(pid), pid, ws.device)
     return ws, client, int(scalar(config, "round", 0))
 
 
@@ -167,10 +168,12 @@ def serve(
     data_dir: str | None = None,
     on_round: Callable[[RoundRecord], None] | None = None,
     resume: bool = False,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Summary:
     """The server side of a run: the same run folder and checkpoints as the embedded
     engine. With ``resume``, ``out`` is an interrupted run continued from its latest
-    checkpoint (its metrics lines after that checkpoint are recomputed identically)."""
+    checkpoint (its metrics lines after that checkpoint are recomputed identically).
+    ``on_start``: as in :func:`fedcmi.engine.runner.run_experiment`."""
     cfg = config_from_toml(config_toml)
     ws = workspace(config_toml, data_dir)
     if resume:
@@ -184,7 +187,10 @@ def serve(
     evaluator = Evaluator(cfg.eval, ws.data, ws.trainer.model, ws.device)
     node_of = discover_nodes(grid, cfg.federation.num_clients)
     if not resume:
-        writer.start(ws.data, ws.federation)
+        quality = describe_quality(ws.setup())
+        writer.start(ws.data, ws.federation, quality)
+        if quality and on_start is not None:
+            on_start(quality)
     clients = GridClients(
         grid,
         node_of,

@@ -15,7 +15,7 @@ from fedcmi.config import Config, config_from_dict
 from fedcmi.data.base import MultimodalData
 from fedcmi.engine.embedded import ClientTrainer
 from fedcmi.engine.federation import Federation
-from fedcmi.engine.setup import set_up
+from fedcmi.engine.setup import RunSetup, set_up
 from fedcmi.engine.speed import Precision
 from fedcmi.errors import InputError
 
@@ -61,6 +61,10 @@ class Workspace:
     # The seeded initial global state, taken before any training: the trainer's model is
     # reused by every run of this config in the process, so its weights move.
     initial_state: dict[str, torch.Tensor]
+
+    def setup(self) -> RunSetup:
+        """The run's set-up this workspace was built from."""
+        return RunSetup(self.cfg, self.data, self.federation, self.device, self.precision)
 
 
 _WORKSPACES: dict[str, Workspace] = {}

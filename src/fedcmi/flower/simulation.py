@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from flwr.serverapp import Grid, ServerApp
 
@@ -22,10 +23,12 @@ def run_flower_simulation(
     on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
     resume: bool = False,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Summary:
     """One run on Flower's simulation engine; returns its summary. With ``resume``,
-    ``out_dir`` is an interrupted run, continued from its latest checkpoint."""
-    return run_flower_simulations([cfg], [out_dir], on_round, cpus_per_client, resume)[0]
+    ``out_dir`` is an interrupted run, continued from its latest checkpoint. ``on_start``:
+    as in :func:`fedcmi.engine.runner.run_experiment`."""
+    return run_flower_simulations([cfg], [out_dir], on_round, cpus_per_client, resume, on_start)[0]
 
 
 def run_flower_simulations(
@@ -34,6 +37,7 @@ def run_flower_simulations(
     on_round: Callable[[RoundRecord], None] | None = None,
     cpus_per_client: float = 1.0,
     resume: bool = False,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[Summary]:
     """Several runs (same number of clients) one after another in one simulation,
     sharing its start-up cost."""
@@ -48,7 +52,7 @@ def run_flower_simulations(
     @server.main()
     def main(grid: Grid, context) -> None:
         for cfg, out in zip(cfgs, out_dirs):
-            summaries.append(serve(grid, cfg.to_toml(), out, data_dir, on_round, resume))
+            summaries.append(serve(grid, cfg.to_toml(), out, data_dir, on_round, resume, on_start))
 
     os.environ.setdefault("FEDCMI_CACHE", data_dir)  # Ray workers inherit it
     run_simulation(

@@ -43,17 +43,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fedcmi.algorithms import ALGORITHMS
-from fedcmi.config import Config, NamedConfig, config_from_dict
+from fedcmi.config import Config, config_from_dict
 from fedcmi.core.files import atomic_write, write_json
 from fedcmi.core.probe import encoder_probe
-from fedcmi.engine.embedded import ClientTrainer, make_client_data
 from fedcmi.engine.evaluation import collect_logits, evaluate
-from fedcmi.engine.setup import RunSetup, set_up
+from fedcmi.engine.quality import train_central
+from fedcmi.engine.setup import set_up
 from fedcmi.models.base import MultimodalModel
 from fedcmi.tools.sweep import Cell, Grid, SweepError, run_cells, with_threads
 from fedcmi.tools.tables import layout
@@ -73,22 +71,6 @@ FIGURES = (
 KEYS = (*FIGURES, "weak")  # one seed's calibration
 MIN_SEEDS = 3
 METHODS = {"a": "unimodal-a", "v": "unimodal-v", "joint": "fedavg"}
-
-
-def train_central(run: RunSetup, method: str, epochs: int) -> MultimodalModel:
-    """``method``'s model trained on the whole training pool as one client, ``epochs``
-    epochs of the config's SGD at a constant learning rate (one optimizer throughout)."""
-    cfg, data, device = run.cfg, run.data, run.device
-    central = dataclasses.replace(
-        cfg,
-        algorithm=NamedConfig(method, ALGORITHMS.get(method).Params()),
-        train=dataclasses.replace(cfg.train, local_epochs=epochs, lr_decay_start=None),
-    )
-    trainer = ClientTrainer(central, data, device, run.precision.name)
-    client = make_client_data(data.train, np.arange(len(data.train)), "av", 0, device)
-    update, _ = trainer.train(client, trainer.initial_state(), round_idx=0)
-    trainer.model.load_state_dict(update.state)
-    return trainer.model
 
 
 def calibrate(cfg: Config, epochs: int, cache_dir: Path | None = None) -> dict[str, Any]:

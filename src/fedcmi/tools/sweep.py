@@ -319,6 +319,25 @@ def training_extremes(records: list[RoundRecord]) -> dict[str, Any]:
     }
 
 
+def profile_dominance(
+    records: list[RoundRecord], manifest: dict[str, Any], summary: Summary
+) -> dict[str, float | str]:
+    """With per-client quality profiles: ``a_dominant_p{k}``, the mean share of batches in
+    which modality a dominated (FedCMI's ``a_dominant_frac``) over the clients of profile
+    k in the summary's last rounds ("" for a method that does not log it); nothing
+    without profiles."""
+    profile_of = {c["cid"]: c["quality"]["profile"] for c in manifest["clients"] if "quality" in c}
+    if not profile_of:
+        return {}
+    last = {r.round for r in records[-summary.last_rounds :]}
+    shares: dict[int, list[float]] = {p: [] for p in sorted(set(profile_of.values()))}
+    for r in records:
+        for log in r.client_logs if r.round in last else []:
+            if "a_dominant_frac" in log:
+                shares[profile_of[int(log["cid"])]].append(float(log["a_dominant_frac"]))
+    return {f"a_dominant_p{p}": statistics.fmean(v) if v else "" for p, v in shares.items()}
+
+
 def _blank_none(value: Any) -> Any:
     return "" if value is None else value
 
@@ -330,10 +349,18 @@ def write_results(grid: Grid, out: Path) -> Path:
         folder = RunFolder(out / "runs" / cell.cell_id)
         if folder.is_finished():
             row = result_row(cell, folder.summary(), folder.path.relative_to(out))
-            rows.append({**row, **training_extremes(folder.records())})
+            records = folder.records()
+            rows.append(
+                {
+                    **row,
+                    **training_extremes(records),
+                    **profile_dominance(records, folder.manifest(), folder.summary()),
+                }
+            )
+    extra = list(dict.fromkeys(k for row in rows for k in row if k.startswith("a_dominant_p")))
 
     def write(fh: Any) -> None:
-        writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *RESULT_COLUMNS])
+        writer = csv.DictWriter(fh, fieldnames=[*grid.axes, *RESULT_COLUMNS, *extra])
         writer.writeheader()
         writer.writerows(rows)
 
