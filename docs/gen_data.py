@@ -33,7 +33,7 @@ GRIDS = DOCS.parent / "configs" / "grids"
 PAGES = (DOCS / "algorithm.md", DOCS / "results.md", DOCS.parent / "README.md")
 SEEDED_GRIDS = (  # compared over seeds, paired tables
     "skew-", "stabiliser-", "fairness-", "paper-", "missing-", "server-opt-", "selection-",
-    "ablation-", "test-missing-",
+    "ablation-", "test-missing-", "quality-",
 )  # fmt: skip
 # The figures a grid's tables show, by the grid's name prefix (default: accuracy and probes).
 GRID_METRICS = {
@@ -42,6 +42,7 @@ GRID_METRICS = {
     "paper-": ["acc", "acc_a", "acc_v", "acc_va", "probe_a", "probe_v"],
     "ablation-": ["acc", "acc_v", "acc_va", "probe_a", "probe_v"],
     "test-missing-": ["acc", "missing_acc", "missing_acc_a", "missing_acc_v"],
+    "quality-": ["acc", "acc_a", "acc_v", "probe_a", "probe_v"],
 }
 BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform", "sgd")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
@@ -189,13 +190,14 @@ METHOD_NAMES = {  # algorithm.name -> how the README's headline table names it
 }
 
 
-def headline_table(grid: str, ratio: str, ours: str = "fedcmi") -> str:
-    """The multimodal methods of a paper grid at one ``multimodal_ratio``: fused accuracy
-    and both probes as mean ± std over the seeds, a baseline's figure in bold where
-    ``ours`` minus it, paired by seed, has a 95% interval excluding 0 (3 pairs or more)."""
+def headline_table(grid: str, ratio: str | None = None, ours: str = "fedcmi") -> str:
+    """The multimodal methods of a grid (of a paper grid: at one ``multimodal_ratio``):
+    fused accuracy and both probes as mean ± std over the seeds, a baseline's figure in
+    bold where ``ours`` minus it, paired by seed, has a 95% interval excluding 0 (3 pairs
+    or more)."""
     metrics = ("acc", "probe_a", "probe_v")
     rows = [r for r in read_csv(DATA / grid / "results.csv")
-            if r["federation.multimodal_ratio"] == ratio]  # fmt: skip
+            if ratio is None or r["federation.multimodal_ratio"] == ratio]  # fmt: skip
     by_method = {m: {r["seed"]: r for r in rows if method(r) == m} for m in METHOD_NAMES}
     mine = by_method[ours]
     body = []
@@ -213,6 +215,19 @@ def headline_table(grid: str, ratio: str, ours: str = "fedcmi") -> str:
             cells.append((text, marked))
         body.append(cells)
     return layout(["method", *metrics], body, "markdown", 1)
+
+
+def dominance_table(grid: str, ours: str = "fedcmi") -> str:
+    """Per seed of ``ours``: the share of batches in which modality a dominated on the
+    clients of each quality profile over the last rounds (results.csv's
+    ``a_dominant_p{k}``), and their mean."""
+    rows = [r for r in read_csv(DATA / grid / "results.csv") if method(r) == ours]
+    columns = sorted(c for c in rows[0] if c.startswith("a_dominant_p"))
+    body = [[r["seed"], *(f"{float(r[c]):.3f}" for c in columns)] for r in rows]
+    means = [statistics.fmean(float(r[c]) for r in rows) for c in columns]
+    body.append(["mean", *(f"{m:.3f}" for m in means)])
+    header = ["seed", *(f"a dominant, profile {c.removeprefix('a_dominant_p')}" for c in columns)]
+    return layout(header, body, "markdown", 1)
 
 
 def failure_table(grid: str) -> str:
@@ -278,6 +293,9 @@ def renderers() -> dict[str, Callable[[], str]]:
         tables["paper-av-digits-hard-headline"] = lambda: headline_table(
             "paper-av-digits-hard", "1.0"
         )
+    for grid in sorted(p.name for p in DATA.iterdir() if p.name.startswith("quality-")):
+        tables[f"{grid}-headline"] = lambda g=grid: headline_table(g)
+        tables[f"{grid}-dominance"] = lambda g=grid: dominance_table(g)
     for grid in ("tune-agm-av-digits-hard", "tune-mfeat-hard", "tune-mfeat-hard-extended"):
         if (DATA / grid / "results.csv").is_file():
             tables[grid] = lambda g=grid: grid_table(g)

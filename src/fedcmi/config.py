@@ -201,7 +201,7 @@ class EvalConfig:
     missing_seed: NonNegativeInt = 0
     """Seed of the test-time masks: the same masked test set for every method and run
     seed, so the curves compare."""
-    quality_epochs: NonNegativeInt = 2
+    quality_epochs: NonNegativeInt = 20
     """With per-client quality profiles (av-digits' ``client_audio_snr_db`` /
     ``client_image_noise``): central epochs of the joint model that tells, at the start of
     a run, which modality dominates on each profile (recorded in ``manifest.json``,
