@@ -25,6 +25,7 @@ from pathlib import Path
 
 from fedcmi.config import read_toml
 from fedcmi.tools.calibrate import calibration_table
+from fedcmi.tools.curve import CURVE_FILE
 from fedcmi.tools.tables import layout, make_table, paired_difference
 
 DOCS = Path(__file__).resolve().parent
@@ -171,10 +172,20 @@ def grid_table(grid: str, baseline: str | None = None) -> str:
     return make_table(path, by=by, metrics=metrics, baseline=baseline)
 
 
+def grid_file(grid: str) -> Path:
+    """``GRID``'s results.csv, or for ``GRID+curve`` its missing-curve.csv (``fedcmi
+    curve``: the final models on masked test sets)."""
+    name, _, part = grid.partition("+")
+    return DATA / name / {"": "results.csv", "curve": CURVE_FILE}[part]
+
+
 def grid_axes(grid: str) -> dict[str, list[str]]:
-    """Every axis of a committed grid but the seed, with the values its results.csv holds."""
-    rows = read_csv(DATA / grid / "results.csv")
-    names = [a for a in read_toml(GRIDS / f"{grid}.toml")["axes"] if a != "seed"]
+    """Every axis of a committed grid but the seed (of ``GRID+curve``: and ``masked``),
+    with the values its results.csv holds."""
+    rows = read_csv(grid_file(grid))
+    name, _, part = grid.partition("+")
+    names = [a for a in read_toml(GRIDS / f"{name}.toml")["axes"] if a != "seed"]
+    names += ["masked"] if part else []
     return {a: list(dict.fromkeys(r[a] for r in rows)) for a in names}
 
 
@@ -215,6 +226,13 @@ def headline_table(grid: str, ratio: str | None = None, ours: str = "fedcmi") ->
             cells.append((text, marked))
         body.append(cells)
     return layout(["method", *metrics], body, "markdown", 1)
+
+
+def curve_table(grid: str, baseline: str | None = None) -> str:
+    """``fedcmi curve``'s points of a grid (every head of the final models on the masked
+    test sets), or their paired differences to ``baseline``."""
+    by, figures = ["algorithm.name", "masked"], ["acc", "acc_a", "acc_v"]
+    return make_table(grid_file(f"{grid}+curve"), by=by, metrics=figures, baseline=baseline)
 
 
 def dominance_table(grid: str, ours: str = "fedcmi") -> str:
@@ -296,6 +314,9 @@ def renderers() -> dict[str, Callable[[], str]]:
     for grid in sorted(p.name for p in DATA.iterdir() if p.name.startswith("quality-")):
         tables[f"{grid}-headline"] = lambda g=grid: headline_table(g)
         tables[f"{grid}-dominance"] = lambda g=grid: dominance_table(g)
+    for grid in sorted(p.parent.name for p in DATA.glob(f"*/{CURVE_FILE}")):
+        tables[f"{grid}-curve"] = lambda g=grid: curve_table(g)
+        tables[f"{grid}-curve-paired-fedcmi"] = lambda g=grid: curve_table(g, "fedcmi")
     for grid in ("tune-agm-av-digits-hard", "tune-mfeat-hard", "tune-mfeat-hard-extended"):
         if (DATA / grid / "results.csv").is_file():
             tables[grid] = lambda g=grid: grid_table(g)
@@ -322,6 +343,7 @@ def value(key: str) -> str:
       points, with its 95% interval (``fedcmi table --baseline``); for these two and
       ``std:``, ``GRID@ALPHA`` keeps the runs at ``federation.alpha`` ALPHA and
       ``GRID@AXIS=VALUE`` those with AXIS at VALUE; RATIO ``*`` takes every ratio;
+      ``GRID+curve`` reads the grid's missing-curve.csv (``fedcmi curve``) instead;
     - ``val:GRID:VARIANT``: VARIANT's val accuracy in ``data/GRID/results.csv``, mean
       over its seeds;
     - ``calmax:GRID:FIGURE``: the largest mean of FIGURE over the settings of
@@ -385,7 +407,7 @@ def grid_rows(spec: str) -> list[dict[str, str]]:
     ``GRID@AXIS=VALUE@...`` (those with every named axis at its value; AXIS may drop
     its section: ``alpha``, ``variant``)."""
     grid, *filters = spec.split("@")
-    rows = read_csv(DATA / grid / "results.csv")
+    rows = read_csv(grid_file(grid))
     for item in filters:
         axis, _, wanted = item.rpartition("=")
         axis = axis or "alpha"

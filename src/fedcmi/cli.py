@@ -375,6 +375,17 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curve(args: argparse.Namespace) -> int:
+    from fedcmi.tools.curve import sweep_curve
+
+    try:
+        rates = [float(r) for r in args.rates.split(",")]
+    except ValueError:
+        raise CLIError(f"--rates {args.rates!r}: expected comma-separated numbers") from None
+    print(sweep_curve(args.sweep, rates, args.missing_seed))
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from fedcmi.tools.plots import plot_runs
 
@@ -572,6 +583,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw grouped bars (mean +- std) of the metrics to this file",
     )
     table.set_defaults(func=cmd_table)
+    curve = sub.add_parser(
+        "curve",
+        help="accuracy against the test-time missing rate, from every finished run of a "
+        "sweep (final models, no retraining): SWEEP/missing-curve.csv",
+    )
+    curve.add_argument("sweep", help="a sweep folder (holding results.csv)")
+    curve.add_argument(
+        "--rates", default="0.25,0.5,0.75", help="missing rates, each for a alone and v alone"
+    )
+    curve.add_argument(
+        "--missing-seed", type=int, default=0, help="seed of the fixed masks (eval.missing_seed)"
+    )
+    curve.set_defaults(func=cmd_curve)
     plot = sub.add_parser("plot", help="PNG figures comparing run folders")
     plot.add_argument("runs", nargs="+", help="run folders")
     plot.add_argument("--out", help="output folder (default: <first run>/plots)")
