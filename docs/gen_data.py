@@ -47,7 +47,7 @@ GRID_METRICS = {
 }
 BASELINES = ("fedavg", "fedavg-momentum0", "fedcmi", "fedcmi-paper", "uniform", "sgd")
 EXTREMES = ("max_client_loss", "max_grad_norm")  # results.csv columns
-VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,=*-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
+VALUE = re.compile(r"(<!-- value: (?P<key>[\w.:@,=*+-]+) -->)(?P<body>[^<]*)(<!-- /value -->)")
 BLOCK = re.compile(r"(<!-- data: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /data -->)", re.S)
 
 TRACE_COLUMNS = {  # column of the trace CSV -> table header
@@ -236,16 +236,23 @@ def curve_table(grid: str, baseline: str | None = None) -> str:
 
 
 def dominance_table(grid: str, ours: str = "fedcmi") -> str:
-    """Per seed of ``ours``: the share of batches in which modality a dominated on the
-    clients of each quality profile over the last rounds (results.csv's
-    ``a_dominant_p{k}``), and their mean."""
-    rows = [r for r in read_csv(DATA / grid / "results.csv") if method(r) == ours]
+    """Per run of ``ours`` (and per variant, where the grid has variants): the share of
+    batches in which modality a dominated on the clients of each quality profile over
+    the last rounds (results.csv's ``a_dominant_p{k}``; "–" where the run has no such
+    profile), then the mean over the seeds."""
+    rows = [r for r in read_csv(DATA / grid / "results.csv") if r["algorithm.name"] == ours]
     columns = sorted(c for c in rows[0] if c.startswith("a_dominant_p"))
-    body = [[r["seed"], *(f"{float(r[c]):.3f}" for c in columns)] for r in rows]
-    means = [statistics.fmean(float(r[c]) for r in rows) for c in columns]
-    body.append(["mean", *(f"{m:.3f}" for m in means)])
-    header = ["seed", *(f"a dominant, profile {c.removeprefix('a_dominant_p')}" for c in columns)]
-    return layout(header, body, "markdown", 1)
+    groups = dict.fromkeys(r.get("variant", ours) for r in rows)
+    body = []
+    for group in groups:
+        mine = [r for r in rows if r.get("variant", ours) == group]
+        for r in mine:
+            body.append([group, r["seed"], *(number(r[c]) if r[c] else "–" for c in columns)])
+        means = [[float(r[c]) for r in mine if r[c]] for c in columns]
+        body.append([group, "mean", *(f"{statistics.fmean(m):.3f}" if m else "–" for m in means)])
+    header = ["run", "seed", *(f"a dominant, profile {c.removeprefix('a_dominant_p')}"
+                               for c in columns)]  # fmt: skip
+    return layout(header, body, "markdown", 2)
 
 
 def failure_table(grid: str) -> str:
