@@ -5,7 +5,6 @@ accent."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
