@@ -91,27 +91,36 @@ OPTIONS = {
 }
 
 
+# The fp32 reference run of each (cache, device), trained once for every option.
+_FP32_RUNS: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def last_loss_and_ratio(cfg, out):
+    """The last round's mean training loss and test imbalance ratio of ``cfg``'s run."""
+    summary = run_experiment(cfg, out)
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "nonfinite_outputs" not in summary.last["test"]
+    return last["train_loss"], summary.last["test"]["imbalance_ratio"]
+
+
 @pytest.mark.parametrize("option", OPTIONS)
 def test_speed_options_reach_the_fp32_results_with_resnets(
     tmp_path, gpu_device, crema_cache, option
 ):
     if option == "compile" and gpu_device == "cpu":
         pytest.skip("compiling ResNets on the CPU takes minutes (see test_speed_options.py)")
-    fp32 = run_experiment(crema_config(crema_cache, gpu_device), tmp_path / "fp32")
-    fast = run_experiment(
+    key = (str(crema_cache), gpu_device)
+    if key not in _FP32_RUNS:
+        _FP32_RUNS[key] = last_loss_and_ratio(crema_config(*key), tmp_path / "fp32")
+    fp32_loss, fp32_ratio = _FP32_RUNS[key]
+    loss, ratio = last_loss_and_ratio(
         crema_config(crema_cache, gpu_device, *OPTIONS[option]), tmp_path / option
     )
     # Same init, batches and augmentation draws: bf16 rounds activations to 8 mantissa
     # bits, channels_last and compile reorder float sums. The mean training loss of the
     # last round stays within 5 % and the imbalance ratio within 10 %.
-    loss = {}
-    for name in ("fp32", option):
-        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
-        loss[name] = json.loads(lines[-1])["train_loss"]
-    assert loss[option] == pytest.approx(loss["fp32"], rel=0.05)
-    ratio = fast.last["test"]["imbalance_ratio"]
-    assert ratio == pytest.approx(fp32.last["test"]["imbalance_ratio"], rel=0.1)
-    assert "nonfinite_outputs" not in fast.last["test"]
+    assert loss == pytest.approx(fp32_loss, rel=0.05)
+    assert ratio == pytest.approx(fp32_ratio, rel=0.1)
 
 
 def test_float16_resident_data_gives_the_float32_results(gpu_device, crema_cache):
