@@ -87,8 +87,7 @@ def test_one_list_alone_keeps_the_other_modality_at_the_dataset_level():
 def test_quality_lines_name_the_dominant_modality():
     entry = {
         "profile": 1,
-        "audio_snr_db": -14.0,
-        "image_noise": 0.6,
+        "levels": {"audio_snr_db": -14.0, "image_noise": 0.6},
         "clients": [1, 3],
         "epochs": 20,
         "val_acc": 0.9,

@@ -214,20 +214,30 @@ class AVDigits(DatasetBuilder):
         def scaled(s: Split) -> Split:
             return Split((s.x_a - mean) / std, s.x_v, s.y, s.keys)
 
+        train, val, test = scaled(train), scaled(val), scaled(test)
         quality = []
         for snr_db, noise in params.profiles():
-            x_a = blob["x_a_at"].get(level_key(snr_db), blob["x_a"])
-            x_v = blob["x_v_at"].get(level_key(noise), blob["x_v"])
-            p_train, p_val, _ = make_splits(
-                x_a, x_v, blob["y"], params.val_fraction, params.test_fraction, params.seed, keys
-            )
+            p_train, p_val = train, val  # a profile at the dataset's own levels is the dataset
+            if (snr_db, noise) != (params.audio_snr_db, params.image_noise):
+                x_a = blob["x_a_at"].get(level_key(snr_db), blob["x_a"])
+                x_v = blob["x_v_at"].get(level_key(noise), blob["x_v"])
+                parts = make_splits(
+                    x_a,
+                    x_v,
+                    blob["y"],
+                    params.val_fraction,
+                    params.test_fraction,
+                    params.seed,
+                    keys,
+                )
+                p_train, p_val = scaled(parts[0]), scaled(parts[1])
             levels = {"audio_snr_db": snr_db, "image_noise": noise}
-            quality.append(ClientQuality(levels, scaled(p_train), scaled(p_val)))
+            quality.append(ClientQuality(levels, p_train, p_val))
         return MultimodalData(
             name="av-digits",
-            train=scaled(train),
-            val=scaled(val),
-            test=scaled(test),
+            train=train,
+            val=val,
+            test=test,
             class_names=list(WORDS),
             modality_names=("audio", "image"),
             default_encoders=("conv1d-audio", "cnn-image"),

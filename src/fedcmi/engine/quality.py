@@ -26,18 +26,6 @@ from fedcmi.engine.evaluation import evaluate
 from fedcmi.engine.setup import RunSetup
 from fedcmi.models.base import MultimodalModel
 
-# Keys of a description entry that are not the profile's levels.
-DESCRIPTION_KEYS = {
-    "profile",
-    "clients",
-    "epochs",
-    "val_acc",
-    "val_acc_a",
-    "val_acc_v",
-    "dominant",
-    "dominant_name",
-}
-
 
 def train_central(
     run: RunSetup, method: str, epochs: int, train: Split | None = None
@@ -61,7 +49,7 @@ def train_central(
 
 def describe_quality(run: RunSetup) -> list[dict[str, Any]]:
     """One entry per quality profile of the run's dataset (none without profiles): its
-    levels, its clients and, with ``eval.quality_epochs`` above 0, the val accuracy of
+    ``levels``, its clients and, with ``eval.quality_epochs`` above 0, the val accuracy of
     each modality in a central joint model and the ``dominant`` one ("a" or "v"). The
     torch random state is restored afterwards, so the run itself is unchanged."""
     data, cfg = run.data, run.cfg
@@ -70,12 +58,13 @@ def describe_quality(run: RunSetup) -> list[dict[str, Any]]:
     for p, profile in enumerate(data.quality):
         entry: dict[str, Any] = {
             "profile": p,
-            **profile.settings,
+            "levels": profile.settings,
             "clients": [cid for cid in clients if data.client_profile(cid) == p],
         }
         epochs = cfg.eval.quality_epochs
         if epochs:
-            with torch.random.fork_rng(devices=[]):
+            forked = [run.device] if run.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=forked):
                 model = train_central(run, "fedavg", epochs, profile.train)
             val = evaluate(model, profile.val.to(run.device), cfg.eval.batch_size, data.num_classes)
             entry.update(
@@ -98,9 +87,7 @@ def quality_lines(entries: list[dict[str, Any]]) -> list[str]:
         f"client quality: {len(entries)} profiles (client k trains on profile k mod {len(entries)})"
     ]
     for e in entries:
-        levels = ", ".join(
-            f"{k} {v}" for k, v in e.items() if k not in DESCRIPTION_KEYS and v is not None
-        )
+        levels = ", ".join(f"{k} {v}" for k, v in e["levels"].items() if v is not None)
         text = f"  profile {e['profile']} ({levels}): {len(e['clients'])} clients"
         if "dominant" in e:
             text += (

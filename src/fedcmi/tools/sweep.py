@@ -329,10 +329,9 @@ def profile_dominance(
     profile_of = {c["cid"]: c["quality"]["profile"] for c in manifest["clients"] if "quality" in c}
     if not profile_of:
         return {}
-    last = {r.round for r in records[-summary.last_rounds :]}
     shares: dict[int, list[float]] = {p: [] for p in sorted(set(profile_of.values()))}
-    for r in records:
-        for log in r.client_logs if r.round in last else []:
+    for r in records[-summary.last_rounds :]:
+        for log in r.client_logs:
             if "a_dominant_frac" in log:
                 shares[profile_of[int(log["cid"])]].append(float(log["a_dominant_frac"]))
     return {f"a_dominant_p{p}": statistics.fmean(v) if v else "" for p, v in shares.items()}
@@ -348,13 +347,12 @@ def write_results(grid: Grid, out: Path) -> Path:
     for cell in grid.cells:
         folder = RunFolder(out / "runs" / cell.cell_id)
         if folder.is_finished():
-            row = result_row(cell, folder.summary(), folder.path.relative_to(out))
-            records = folder.records()
+            summary, records = folder.summary(), folder.records()
             rows.append(
                 {
-                    **row,
+                    **result_row(cell, summary, folder.path.relative_to(out)),
                     **training_extremes(records),
-                    **profile_dominance(records, folder.manifest(), folder.summary()),
+                    **profile_dominance(records, folder.manifest(), summary),
                 }
             )
     extra = list(dict.fromkeys(k for row in rows for k in row if k.startswith("a_dominant_p")))
